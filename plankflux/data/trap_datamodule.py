@@ -1,0 +1,210 @@
+"""LightningDataModule for Paper A: train on some domains, test and predict on a target.
+
+Splits (``setup``):
+
+* train / val: the labelled particles of ``train_domains``, split 80/20 stratified by
+  class *within each domain* with a seeded generator (DESIGN §4).
+* test: the labelled particles of ``target_domain``. When the target is also a
+  training domain (an in-domain run), a stratified ``test_fraction`` of its
+  labelled particles is held out first, so no test image is trained on.
+* predict: every particle of the target domain, labelled or not (or only the
+  labelled ones with ``predict_labelled_only``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from lightning import LightningDataModule
+from torch.utils.data import DataLoader
+
+from plankflux.data.campaign import PARTICLES_FILE, Campaign, load_campaign
+from plankflux.data.image_cache import open_image_cache
+from plankflux.data.splits import stratified_split
+from plankflux.data.transforms import RESIZE_MODES, ImagePipeline, resolve_normalization
+from plankflux.data.trap_dataset import ResizedImages, TrapImageDataset
+
+log = logging.getLogger(__name__)
+
+
+class TrapDataModule(LightningDataModule):
+    def __init__(
+        self,
+        root: str,
+        train_domains: Sequence[str],
+        target_domain: str,
+        image_size: int = 224,
+        resize_mode: str = "resize",
+        normalize: str | None = "none",
+        augment: bool = True,
+        exclude_ambiguous: bool = False,
+        predict_labelled_only: bool = False,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.2,
+        split_seed: int = 0,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        cache_dir: str | None = None,
+        skip_unreadable: bool = False,
+        synthesize: dict | None = None,
+    ):
+        """
+        Args:
+            root: campaign folder (``particles.csv``, ``samples.csv``, images).
+            train_domains: domains whose labelled particles train and validate.
+            target_domain: domain tested (labelled) and predicted (all particles).
+            image_size: side S of the square model input (224 in the paper).
+            resize_mode: ``resize`` (stretch) or ``pad`` (CustomPad, aspect kept).
+            normalize: ``none``, ``dataset`` (published statistics for the resize
+                mode), ``imagenet``, or a stats JSON written by ``plankflux stats``.
+            augment: random 90° rotation and flips on training images.
+            exclude_ambiguous: drop particles flagged ``ambiguous`` from every split.
+            predict_labelled_only: predict only the labelled target particles.
+            cache_dir: folder for the decoded-image cache; ``None`` decodes every epoch.
+            skip_unreadable: drop particles whose image is missing or undecodable
+                (listed in ``skipped``) instead of failing.
+            synthesize: ``{"scale": ..., "seed": ...}`` to generate a synthetic
+                campaign at ``root`` when none is there yet.
+        """
+        super().__init__()
+        if resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode must be one of {sorted(RESIZE_MODES)}, got {resize_mode!r}")
+        if not train_domains:
+            raise ValueError("train_domains is empty")
+        self.save_hyperparameters(logger=False)
+        self.root = Path(root)
+        self.train_domains = list(train_domains)
+        self.target_domain = target_domain
+        self.campaign: Campaign | None = None
+        self.splits: dict[str, np.ndarray] = {}
+        self.skipped: list = []
+        self._datasets: dict[str, TrapImageDataset] = {}
+
+    # ------------------------------------------------------------------ data
+    def prepare_data(self) -> None:
+        """Generate the synthetic campaign once (rank 0) if asked and absent."""
+        if self.hparams.synthesize and not (self.root / PARTICLES_FILE).exists():
+            from plankflux.data.synthetic.trap import generate_trap_campaign
+
+            # Generate beside the target and rename, so concurrent runs never see half a campaign.
+            staging = self.root.with_name(f".{self.root.name}.{os.getpid()}.tmp")
+            generate_trap_campaign(staging, **self.hparams.synthesize)
+            try:
+                staging.rename(self.root)
+            except OSError:  # another process finished first
+                import shutil
+
+                shutil.rmtree(staging, ignore_errors=True)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self._campaign().classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def _campaign(self) -> Campaign:
+        if self.campaign is None:
+            self.prepare_data()
+            check = "decode" if self.hparams.skip_unreadable else "exists"
+            self.campaign = load_campaign(self.root, check, self.hparams.skip_unreadable)
+            self.skipped = self.campaign.skipped
+            if self.skipped:
+                log.warning("skipping %d unreadable image(s) of %s", len(self.skipped), self.root)
+        return self.campaign
+
+    def build_splits(self) -> dict[str, np.ndarray]:
+        """Row indices of ``campaign.particles`` for train, val, test and predict."""
+        particles = self._campaign().particles
+        known = set(particles["domain"])
+        for domain in [*self.train_domains, self.target_domain]:
+            if domain not in known:
+                raise ValueError(f"domain {domain!r} is not in {self.root / PARTICLES_FILE} "
+                                 f"(domains there: {sorted(known)})")
+        usable = particles["label"] != ""
+        if self.hparams.exclude_ambiguous:
+            usable &= ~particles["ambiguous"]
+        labelled = particles.index[usable].to_numpy()
+
+        target_labelled = labelled[particles.loc[labelled, "domain"].to_numpy() == self.target_domain]
+        held_out = np.zeros(0, np.int64)
+        if self.target_domain in self.train_domains:
+            _, pos = stratified_split(particles.loc[target_labelled, "label"].tolist(),
+                                      self.hparams.test_fraction, self.hparams.split_seed)
+            held_out = target_labelled[pos]
+        test = target_labelled if held_out.size == 0 else held_out
+
+        pool = labelled[particles.loc[labelled, "domain"].isin(self.train_domains).to_numpy()]
+        pool = np.setdiff1d(pool, held_out)
+        keys = list(zip(particles.loc[pool, "domain"], particles.loc[pool, "label"], strict=True))
+        first, second = stratified_split(keys, self.hparams.val_fraction, self.hparams.split_seed)
+
+        target = particles.index[particles["domain"] == self.target_domain].to_numpy()
+        if self.hparams.predict_labelled_only:
+            target = np.intersect1d(target, labelled)
+        return {"train": pool[first], "val": pool[second], "test": test, "predict": target}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._datasets:
+            return
+        campaign = self._campaign()
+        self.splits = self.build_splits()
+        size, mode = self.hparams.image_size, self.hparams.resize_mode
+        rows = np.unique(np.concatenate(list(self.splits.values())))
+        paths = campaign.image_paths(campaign.particles.iloc[rows])
+        cache = None
+        if self.hparams.cache_dir:
+            cache = open_image_cache(self.hparams.cache_dir, paths, size, mode, progress=True)
+        images = ResizedImages(rows, paths, size, mode, cache)
+
+        mean_std = resolve_normalization(self.hparams.normalize, mode)
+        index = {name: i for i, name in enumerate(campaign.classes)}
+        labels = campaign.particles["label"].map(lambda s: index.get(s, -1)).to_numpy()
+        for split, split_rows in self.splits.items():
+            train = split == "train" and self.hparams.augment
+            self._datasets[split] = TrapImageDataset(
+                split_rows, labels[split_rows], images, ImagePipeline(train=train, mean_std=mean_std)
+            )
+        log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
+
+    def split_frame(self, split: str) -> pd.DataFrame:
+        """The particle rows of one split (after ``setup``)."""
+        return self._campaign().particles.iloc[self.splits[split]]
+
+    # ----------------------------------------------------------- dataloaders
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        batch = self.hparams.batch_size if split == "train" else (
+            self.hparams.eval_batch_size or self.hparams.batch_size)
+        workers = self.hparams.num_workers
+        dataset = self._datasets[split]
+        # BatchNorm cannot train on a batch of one: drop a last training batch of size 1 only.
+        drop_last = split == "train" and len(dataset) % batch == 1
+        return DataLoader(
+            dataset,
+            batch_size=batch,
+            shuffle=shuffle,
+            num_workers=workers,
+            pin_memory=self.hparams.pin_memory,
+            persistent_workers=workers > 0,
+            drop_last=drop_last,  # never True for validation, test or predict
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", shuffle=False)

@@ -1,0 +1,82 @@
+"""``plankflux-train``: Hydra entry point that fits one model and tests it.
+
+Instantiates, from ``conf/train.yaml``: the DataModule (``data``), the LightningModule
+(``model``, given the data's class names), callbacks, loggers and a Trainer. Each run
+writes into its own dated folder: ``.hydra/config.yaml`` (the resolved config),
+``checkpoints/best.ckpt`` and ``last.ckpt``, the logger's metrics and
+``metrics.json`` (best validation loss, best checkpoint, test metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from plankflux.utils.atomic import atomic_open
+
+log = logging.getLogger(__name__)
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def _instantiate_dict(section: DictConfig | None) -> list:
+    """Instantiate every entry of a ``name: {_target_: ...}`` config section."""
+    if not section:
+        return []
+    return [hydra.utils.instantiate(cfg) for cfg in section.values() if cfg and "_target_" in cfg]
+
+
+def _to_float(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def run(cfg: DictConfig) -> dict:
+    """Fit and/or test as configured; return the metrics also written to ``metrics.json``."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model, class_names=list(datamodule.class_names))
+    callbacks = _instantiate_dict(cfg.get("callbacks"))
+    loggers = _instantiate_dict(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    if loggers:
+        trainer.logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    summary: dict = {"seed": cfg.seed}
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.best_model_path:
+        summary["best_checkpoint"] = checkpoint.best_model_path
+        summary["best_val_loss"] = _to_float(checkpoint.best_model_score)
+    summary["epochs_trained"] = trainer.current_epoch
+
+    if cfg.get("test", True):
+        ckpt = summary.get("best_checkpoint") or cfg.get("ckpt_path")
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
+        summary["test"] = {k: _to_float(v) for k, v in (results[0] if results else {}).items()}
+
+    if trainer.is_global_zero:
+        out = Path(cfg.paths.output_dir) / "metrics.json"
+        with atomic_open(out) as handle:
+            json.dump(summary, handle, indent=2, sort_keys=True)
+        log.info("metrics written to %s", out)
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Returns the best validation loss, so Hydra sweepers can optimise it."""
+    return run(cfg).get("best_val_loss")
+
+
+if __name__ == "__main__":
+    main()
