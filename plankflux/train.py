@@ -42,8 +42,11 @@ def _to_float(value) -> float | None:
 def run(cfg: DictConfig) -> dict:
     """Fit and/or test as configured; return the metrics also written to ``metrics.json``."""
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    model = hydra.utils.instantiate(cfg.model, class_names=list(datamodule.class_names))
+    # Plain containers (not OmegaConf) so checkpoints load with weights_only=True.
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    model = hydra.utils.instantiate(
+        cfg.model, class_names=list(datamodule.class_names), _convert_="all"
+    )
     callbacks = _instantiate_dict(cfg.get("callbacks"))
     loggers = _instantiate_dict(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)

@@ -24,7 +24,7 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader
 
 from plankflux.data.campaign import PARTICLES_FILE, Campaign, load_campaign
-from plankflux.data.image_cache import open_image_cache
+from plankflux.data.image_cache import ensure_image_cache
 from plankflux.data.splits import stratified_split
 from plankflux.data.transforms import RESIZE_MODES, ImagePipeline, resolve_normalization
 from plankflux.data.trap_dataset import ResizedImages, TrapImageDataset
@@ -162,7 +162,7 @@ class TrapDataModule(LightningDataModule):
         paths = campaign.image_paths(campaign.particles.iloc[rows])
         cache = None
         if self.hparams.cache_dir:
-            cache = open_image_cache(self.hparams.cache_dir, paths, size, mode, progress=True)
+            cache = ensure_image_cache(self.hparams.cache_dir, paths, size, mode, progress=True)
         images = ResizedImages(rows, paths, size, mode, cache)
 
         mean_std = resolve_normalization(self.hparams.normalize, mode)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from plankflux.data.image_cache import DecodedImageCache
 from plankflux.data.transforms import load_resized
 
 
@@ -25,7 +26,7 @@ class ResizedImages:
         paths: Sequence[Path],
         size: int,
         mode: str,
-        cache: np.ndarray | None = None,
+        cache: DecodedImageCache | None = None,
     ):
         if len(rows) != len(paths) or (cache is not None and len(cache) != len(rows)):
             raise ValueError("rows, paths and cache must have the same length")

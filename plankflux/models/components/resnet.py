@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from urllib.error import URLError
 
 import torch
 from torch import nn
@@ -32,7 +33,14 @@ def build_resnet18(num_classes: int, weights: str | os.PathLike | None = "imagen
         warnings.warn(NO_WEIGHTS_WARNING, UserWarning, stacklevel=2)
         net = resnet18(weights=None)
     elif str(weights).lower() == "imagenet":
-        net = resnet18(weights=ResNet18_Weights.IMAGENET1K_V1)
+        try:
+            net = resnet18(weights=ResNet18_Weights.IMAGENET1K_V1)
+        except (OSError, URLError) as err:  # offline: the hub is unreachable
+            raise RuntimeError(
+                f"could not fetch torchvision's ImageNet ResNet-18 weights ({err}). Download "
+                f"{ResNet18_Weights.IMAGENET1K_V1.url} on a machine with internet and pass "
+                "model.weights=/path/to/file, or model.weights=none for random initialisation."
+            ) from err
     else:
         net = resnet18(weights=None)
         load_backbone_state(net, weights)

@@ -1,0 +1,78 @@
+"""TrapDataModule splits on the synthetic tiny campaign."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from plankflux.data.classes import TRAP_CLASSES
+from plankflux.data.trap_datamodule import TrapDataModule
+
+OTHERS = ["FC", "FO", "JC", "SR"]
+
+
+def _dm(root, **kwargs) -> TrapDataModule:
+    args = dict(root=str(root), train_domains=OTHERS, target_domain="RR", image_size=32,
+                batch_size=16)
+    args.update(kwargs)
+    dm = TrapDataModule(**args)
+    dm.setup("fit")
+    return dm
+
+
+def test_ood_splits(tiny_campaign):
+    dm = _dm(tiny_campaign)
+    p = dm.campaign.particles
+    train, val, test, predict = (dm.split_frame(s) for s in ("train", "val", "test", "predict"))
+    assert dm.num_classes == 14 and dm.class_names == TRAP_CLASSES
+    assert set(train["domain"]) == set(val["domain"]) == set(OTHERS)
+    assert (train["label"] != "").all() and (val["label"] != "").all()
+    assert not set(train["particle_id"]) & set(val["particle_id"])
+    # 80/20 within each domain.
+    for domain in OTHERS:
+        n_val, n_all = (val["domain"] == domain).sum(), ((train["domain"] == domain).sum()
+                                                         + (val["domain"] == domain).sum())
+        assert abs(n_val - 0.2 * n_all) <= 0.5 * p[p["domain"] == domain]["label"].nunique() + 1
+    # test = labelled target; predict = every target particle, unlabelled included.
+    assert set(test["domain"]) == {"RR"} and (test["label"] != "").all()
+    assert len(test) == ((p["domain"] == "RR") & (p["label"] != "")).sum()
+    assert len(predict) == (p["domain"] == "RR").sum() and (predict["label"] == "").any()
+
+
+def test_same_seed_same_split_and_batch_contents(tiny_campaign):
+    a, b = _dm(tiny_campaign), _dm(tiny_campaign)
+    for split in ("train", "val", "test", "predict"):
+        assert np.array_equal(a.splits[split], b.splits[split])
+    c = _dm(tiny_campaign, split_seed=1)
+    assert not np.array_equal(a.splits["val"], c.splits["val"])
+    batch = next(iter(a.val_dataloader()))
+    assert batch["image"].shape[1:] == (3, 32, 32) and batch["image"].dtype == torch.float32
+    assert batch["label"].dtype == torch.int64 and (batch["label"] >= 0).all()
+
+
+def test_in_domain_holds_out_target_test(tiny_campaign):
+    dm = _dm(tiny_campaign, train_domains=[*OTHERS, "RR"])
+    test = set(dm.split_frame("test")["particle_id"])
+    fit = set(dm.split_frame("train")["particle_id"]) | set(dm.split_frame("val")["particle_id"])
+    assert test and not test & fit
+    assert "RR" in set(dm.split_frame("train")["domain"])
+
+
+def test_exclude_ambiguous_and_labelled_only_predict(tiny_campaign):
+    dm = _dm(tiny_campaign, exclude_ambiguous=True, predict_labelled_only=True)
+    for split in ("train", "val", "test"):
+        assert not dm.split_frame(split)["ambiguous"].any()
+    assert (dm.split_frame("predict")["label"] != "").all()
+
+
+def test_unknown_domain_is_named(tiny_campaign):
+    with pytest.raises(ValueError, match="domain 'XX' is not in"):
+        _dm(tiny_campaign, target_domain="XX")
+
+
+def test_cache_gives_identical_batches(tiny_campaign, tmp_path):
+    plain = _dm(tiny_campaign, augment=False)
+    cached = _dm(tiny_campaign, augment=False, cache_dir=str(tmp_path / "cache"))
+    for x, y in zip(plain.test_dataloader(), cached.test_dataloader(), strict=True):
+        assert torch.equal(x["image"], y["image"]) and torch.equal(x["row"], y["row"])
