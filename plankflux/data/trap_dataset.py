@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from plankflux.data.image_cache import DecodedImageCache
+from plankflux.data.image_cache import DecodedImageCache, UnreadableImageError
 from plankflux.data.transforms import load_resized
 
 
@@ -38,7 +38,10 @@ class ResizedImages:
         i = self._position[int(row)]
         if self._cache is not None:
             return np.asarray(self._cache[i])
-        return load_resized(self._paths[i], self._size, self._mode)
+        try:
+            return load_resized(self._paths[i], self._size, self._mode)
+        except Exception as err:  # name the file; PIL's messages often do not
+            raise UnreadableImageError(self._paths[i], err) from err
 
 
 class TrapImageDataset(Dataset):

@@ -76,3 +76,40 @@ def test_cache_gives_identical_batches(tiny_campaign, tmp_path):
     cached = _dm(tiny_campaign, augment=False, cache_dir=str(tmp_path / "cache"))
     for x, y in zip(plain.test_dataloader(), cached.test_dataloader(), strict=True):
         assert torch.equal(x["image"], y["image"]) and torch.equal(x["row"], y["row"])
+
+
+def _digest(root) -> dict[str, str]:
+    import hashlib
+
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def test_campaign_files_are_never_modified(tiny_campaign, tmp_path):
+    before = _digest(tiny_campaign)
+    dm = _dm(tiny_campaign, cache_dir=str(tmp_path / "cache"))
+    for split in ("train", "val", "test", "predict"):
+        next(iter(getattr(dm, f"{split}_dataloader")()))
+    assert _digest(tiny_campaign) == before
+
+
+def test_skip_unreadable_lists_what_was_skipped(small_campaign, tmp_path):
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from plankflux.callbacks.skipped_images import SkippedImagesWriter
+
+    (small_campaign / "images" / "RR1_0.png").write_bytes(b"\x89PNG broken")
+    strict = TrapDataModule(str(small_campaign), ["FC"], "RR", image_size=16)
+    strict.setup("fit")
+    with pytest.raises(OSError, match="cannot read image .*RR1_0.png"):
+        list(strict.predict_dataloader())
+    dm = TrapDataModule(str(small_campaign), ["FC"], "RR", image_size=16, skip_unreadable=True)
+    dm.setup("fit")
+    assert "RR1_0" not in set(dm.split_frame("predict")["particle_id"])
+    out = tmp_path / "run" / "skipped_images.csv"
+    SkippedImagesWriter(out).setup(SimpleNamespace(datamodule=dm, is_global_zero=True), None, "fit")
+    listed = pd.read_csv(out)
+    assert listed["particle_id"].tolist() == ["RR1_0"] and listed["line"].tolist() == [2]
+    assert "cannot be decoded" in listed["reason"].iloc[0]
