@@ -43,5 +43,7 @@ def test_validate_names_duplicated_row(tmp_path):
     result = _run("validate", str(root), "--images", "exists")
     assert result.returncode == 1
     line = len(particles) + 1  # the appended row is the file's last line
-    assert (f"particles.csv line {line} (particle_id {duplicate_id!r}), column 'particle_id': "
-            f"duplicate particle_id (first seen on line 5)") in result.stderr
+    assert (
+        f"particles.csv line {line} (particle_id {duplicate_id!r}), column 'particle_id': "
+        f"duplicate particle_id (first seen on line 5)"
+    ) in result.stderr

@@ -20,14 +20,21 @@ OTHERS = ["FC", "FO", "JC", "SR"]
 
 def _fit_and_score(root, train_domains, test_loader) -> float:
     L.seed_everything(0, workers=True)
-    dm = TrapDataModule(str(root), train_domains, "RR", image_size=32, batch_size=32,
-                        test_fraction=0.5)
+    dm = TrapDataModule(
+        str(root), train_domains, "RR", image_size=32, batch_size=32, test_fraction=0.5
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = ParticleClassifier(TrapDataModule.class_names.fget(dm), weights="none")
-        trainer = L.Trainer(max_epochs=8, accelerator="cpu", logger=False,
-                            enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, deterministic=True)
+        trainer = L.Trainer(
+            max_epochs=8,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            deterministic=True,
+        )
         trainer.fit(model, datamodule=dm)
     model.eval()
     correct = total = 0
@@ -40,8 +47,9 @@ def _fit_and_score(root, train_domains, test_loader) -> float:
 
 def test_out_of_domain_member_is_worse_on_target(tiny_campaign):
     # The held-out RR test set of an in-domain module, shared by both members.
-    in_domain = TrapDataModule(str(tiny_campaign), [*OTHERS, "RR"], "RR", image_size=32,
-                               batch_size=64, test_fraction=0.5)
+    in_domain = TrapDataModule(
+        str(tiny_campaign), [*OTHERS, "RR"], "RR", image_size=32, batch_size=64, test_fraction=0.5
+    )
     in_domain.setup("test")
     test_loader = in_domain.test_dataloader()
     assert len(in_domain.splits["test"]) >= 25

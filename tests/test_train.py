@@ -16,10 +16,19 @@ TRAIN = [str(Path(sys.executable).parent / "plankflux-train")]
 
 
 def _train(tmp_path: Path, *overrides: str, multirun: bool = False) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "PLANKFLUX_DATA_DIR": str(tmp_path / "data"),
-           "PLANKFLUX_LOG_DIR": str(tmp_path / "logs")}
-    result = subprocess.run([*TRAIN, *(["-m"] if multirun else []), "debug=tiny", *overrides], env=env, capture_output=True,
-                            text=True, timeout=600)
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "PLANKFLUX_DATA_DIR": str(tmp_path / "data"),
+        "PLANKFLUX_LOG_DIR": str(tmp_path / "logs"),
+    }
+    result = subprocess.run(
+        [*TRAIN, *(["-m"] if multirun else []), "debug=tiny", *overrides],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
@@ -30,8 +39,14 @@ def _check_run_dir(run: Path) -> dict:
     assert (run / "checkpoints" / "best.ckpt").is_file()
     assert (run / "checkpoints" / "last.ckpt").is_file()
     metrics = pd.read_csv(run / "csv" / "metrics.csv")
-    for column in ("train/loss", "val/loss", "val/recall_aggregate", "val/precision_noise",
-                   "test/acc", "test/recall_macro"):
+    for column in (
+        "train/loss",
+        "val/loss",
+        "val/recall_aggregate",
+        "val/precision_noise",
+        "test/acc",
+        "test/recall_macro",
+    ):
         assert column in metrics.columns, column
     assert metrics["val/loss"].notna().sum() == 2  # two epochs validated
     summary = json.loads((run / "metrics.json").read_text())

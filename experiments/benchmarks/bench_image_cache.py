@@ -50,11 +50,20 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench_cache_"))
     try:
-        root = Path(args.campaign) if args.campaign else generate_trap_campaign(
-            work / "campaign", scale=args.scale, seed=0)
-        common = dict(root=str(root), train_domains=["FC", "FO", "JC", "SR", "RR"],
-                      target_domain="RR", image_size=args.size, resize_mode=args.resize_mode,
-                      batch_size=args.batch_size, num_workers=args.workers)
+        root = (
+            Path(args.campaign)
+            if args.campaign
+            else generate_trap_campaign(work / "campaign", scale=args.scale, seed=0)
+        )
+        common = dict(
+            root=str(root),
+            train_domains=["FC", "FO", "JC", "SR", "RR"],
+            target_domain="RR",
+            image_size=args.size,
+            resize_mode=args.resize_mode,
+            batch_size=args.batch_size,
+            num_workers=args.workers,
+        )
         plain = TrapDataModule(**common)
         plain.setup("fit")
         cached = TrapDataModule(**common, cache_dir=str(work / "cache"))
@@ -68,7 +77,7 @@ def main() -> None:
         result = {
             "benchmark": "decoded-image cache, TrapDataModule train loader",
             "machine": f"{platform.processor() or platform.machine()}, "
-                       f"{torch.get_num_threads()} torch threads",
+            f"{torch.get_num_threads()} torch threads",
             "campaign": str(root) if args.campaign else f"synthetic {args.scale}",
             "train_images": len(plain.splits["train"]),
             "image_size": args.size,

@@ -75,7 +75,9 @@ class TrapDataModule(LightningDataModule):
         """
         super().__init__()
         if resize_mode not in RESIZE_MODES:
-            raise ValueError(f"resize_mode must be one of {sorted(RESIZE_MODES)}, got {resize_mode!r}")
+            raise ValueError(
+                f"resize_mode must be one of {sorted(RESIZE_MODES)}, got {resize_mode!r}"
+            )
         if not train_domains:
             raise ValueError("train_domains is empty")
         self.save_hyperparameters(logger=False)
@@ -127,18 +129,25 @@ class TrapDataModule(LightningDataModule):
         known = set(particles["domain"])
         for domain in [*self.train_domains, self.target_domain]:
             if domain not in known:
-                raise ValueError(f"domain {domain!r} is not in {self.root / PARTICLES_FILE} "
-                                 f"(domains there: {sorted(known)})")
+                raise ValueError(
+                    f"domain {domain!r} is not in {self.root / PARTICLES_FILE} "
+                    f"(domains there: {sorted(known)})"
+                )
         usable = particles["label"] != ""
         if self.hparams.exclude_ambiguous:
             usable &= ~particles["ambiguous"]
         labelled = particles.index[usable].to_numpy()
 
-        target_labelled = labelled[particles.loc[labelled, "domain"].to_numpy() == self.target_domain]
+        target_labelled = labelled[
+            particles.loc[labelled, "domain"].to_numpy() == self.target_domain
+        ]
         held_out = np.zeros(0, np.int64)
         if self.target_domain in self.train_domains:
-            _, pos = stratified_split(particles.loc[target_labelled, "label"].tolist(),
-                                      self.hparams.test_fraction, self.hparams.split_seed)
+            _, pos = stratified_split(
+                particles.loc[target_labelled, "label"].tolist(),
+                self.hparams.test_fraction,
+                self.hparams.split_seed,
+            )
             held_out = target_labelled[pos]
         test = target_labelled if held_out.size == 0 else held_out
 
@@ -171,7 +180,10 @@ class TrapDataModule(LightningDataModule):
         for split, split_rows in self.splits.items():
             train = split == "train" and self.hparams.augment
             self._datasets[split] = TrapImageDataset(
-                split_rows, labels[split_rows], images, ImagePipeline(train=train, mean_std=mean_std)
+                split_rows,
+                labels[split_rows],
+                images,
+                ImagePipeline(train=train, mean_std=mean_std),
             )
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
 
@@ -181,8 +193,11 @@ class TrapDataModule(LightningDataModule):
 
     # ----------------------------------------------------------- dataloaders
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        batch = self.hparams.batch_size if split == "train" else (
-            self.hparams.eval_batch_size or self.hparams.batch_size)
+        batch = (
+            self.hparams.batch_size
+            if split == "train"
+            else (self.hparams.eval_batch_size or self.hparams.batch_size)
+        )
         workers = self.hparams.num_workers
         dataset = self._datasets[split]
         # BatchNorm cannot train on a batch of one: drop a last training batch of size 1 only.

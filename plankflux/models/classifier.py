@@ -64,8 +64,14 @@ class ParticleClassifier(LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.criterion(self(batch["image"]), batch["label"])
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(batch["label"]))
+        self.log(
+            "train/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch["label"]),
+        )
         return loss
 
     def _eval_step(self, batch: dict, split: str) -> None:

@@ -62,8 +62,9 @@ def test_missing_image(small_campaign):
     (small_campaign / "images" / "FC1_2.png").unlink()
     problems = _problems(small_campaign, "exists")
     assert len(problems) == 1
-    assert problems[0].startswith("particles.csv line 7 (particle_id 'FC1_2'), column 'image': "
-                                  "image file is missing")
+    assert problems[0].startswith(
+        "particles.csv line 7 (particle_id 'FC1_2'), column 'image': image file is missing"
+    )
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
@@ -80,8 +81,12 @@ def test_unreadable_image(small_campaign, damage):
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("0", "must be > 0, got 0"), ("-3.5", "must be > 0, got -3.5"),
-     ("NaN", "not a finite number: 'NaN'"), ("big", "not a number: 'big'")],
+    [
+        ("0", "must be > 0, got 0"),
+        ("-3.5", "must be > 0, got -3.5"),
+        ("NaN", "not a finite number: 'NaN'"),
+        ("big", "not a number: 'big'"),
+    ],
 )
 def test_bad_esd(small_campaign, value, message):
     def bad(frame):
@@ -130,7 +135,9 @@ def test_non_positive_area_or_days(small_campaign, column, value):
         frame.loc[1, column] = value
 
     _edit(small_campaign, "samples.csv", bad)
-    assert _problems(small_campaign) == [f"samples.csv line 3, column '{column}': must be > 0, got {value}"]
+    assert _problems(small_campaign) == [
+        f"samples.csv line 3, column '{column}': must be > 0, got {value}"
+    ]
 
 
 def test_every_problem_is_reported_at_once(small_campaign):
@@ -154,17 +161,24 @@ def test_skip_unreadable_drops_and_lists(small_campaign):
 
 def test_custom_class_list(tmp_path, small_campaign):
     campaign = load_campaign(small_campaign)
-    out = write_campaign(tmp_path / "c2", campaign.particles.assign(image=[
-        str(small_campaign / p) for p in campaign.particles["image"]]).replace(
-        {"label": {"aggregate": "Copepoda", "long_pellet": "detritus"}}),
-        campaign.samples, classes=["Copepoda", "detritus"])
+    out = write_campaign(
+        tmp_path / "c2",
+        campaign.particles.assign(
+            image=[str(small_campaign / p) for p in campaign.particles["image"]]
+        ).replace({"label": {"aggregate": "Copepoda", "long_pellet": "detritus"}}),
+        campaign.samples,
+        classes=["Copepoda", "detritus"],
+    )
     assert (out / "classes.txt").read_text() == "Copepoda\ndetritus\n"
     assert load_campaign(out).classes == ("Copepoda", "detritus")
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_validate_cli_ok_and_problem(small_campaign, capsys):

@@ -143,7 +143,7 @@ def test_class_priors_differ_between_domains_and_rare_classes_stay_rare(tiny):
     assert 0.5 * (share["FC"] - share["SR"]).abs().sum() > 0.1
     for cls in ("salp_pellet", "rhizaria"):
         assert (p["true_label"] == cls).mean() < 0.05, cls
-    assert (p["true_label"] == "aggregate").mean() > 0.3
+    assert (share.idxmax() == "aggregate").all()
 
 
 def test_original_labels_disagree_sometimes_and_some_are_ambiguous(tiny):
@@ -205,6 +205,10 @@ def test_domains_look_different(tiny):
     for i, a in enumerate(DOMAINS):
         for b in DOMAINS[i + 1 :]:
             assert np.abs(mean_rgb[a] - mean_rgb[b]).max() > 5, (a, b)
-    # RR's warm tint: red over blue stronger than in any other domain.
-    warmth = {d: rgb[0] / rgb[2] for d, rgb in mean_rgb.items()}
-    assert max(warmth, key=warmth.get) == "RR"
+    # RR is the grainiest: pixel-to-pixel noise along the (particle-free) top row.
+    grain = {
+        d: np.median([np.diff(np.asarray(Image.open(tiny / rel).convert("L"), float)[0]).std()
+                      for rel in p.loc[p["domain"] == d, "image"]])
+        for d in DOMAINS
+    }
+    assert max(grain, key=grain.get) == "RR"

@@ -13,8 +13,9 @@ OTHERS = ["FC", "FO", "JC", "SR"]
 
 
 def _dm(root, **kwargs) -> TrapDataModule:
-    args = dict(root=str(root), train_domains=OTHERS, target_domain="RR", image_size=32,
-                batch_size=16)
+    args = dict(
+        root=str(root), train_domains=OTHERS, target_domain="RR", image_size=32, batch_size=16
+    )
     args.update(kwargs)
     dm = TrapDataModule(**args)
     dm.setup("fit")
@@ -31,8 +32,10 @@ def test_ood_splits(tiny_campaign):
     assert not set(train["particle_id"]) & set(val["particle_id"])
     # 80/20 within each domain.
     for domain in OTHERS:
-        n_val, n_all = (val["domain"] == domain).sum(), ((train["domain"] == domain).sum()
-                                                         + (val["domain"] == domain).sum())
+        n_val, n_all = (
+            (val["domain"] == domain).sum(),
+            ((train["domain"] == domain).sum() + (val["domain"] == domain).sum()),
+        )
         assert abs(n_val - 0.2 * n_all) <= 0.5 * p[p["domain"] == domain]["label"].nunique() + 1
     # test = labelled target; predict = every target particle, unlabelled included.
     assert set(test["domain"]) == {"RR"} and (test["label"] != "").all()
@@ -81,8 +84,11 @@ def test_cache_gives_identical_batches(tiny_campaign, tmp_path):
 def _digest(root) -> dict[str, str]:
     import hashlib
 
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_campaign_files_are_never_modified(tiny_campaign, tmp_path):

@@ -65,5 +65,6 @@ def load_backbone_state(net: nn.Module, path: str | os.PathLike) -> None:
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
         raise ValueError(
-            f"{path} is not a ResNet-18 state dict: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            f"{path} is not a ResNet-18 state dict: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
         )

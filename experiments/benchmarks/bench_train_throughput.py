@@ -1,0 +1,150 @@
+"""Training images/s of one ResNet-18 member: decoded-image cache on/off × precision.
+
+Every arm trains the same model on the same split with a real Lightning Trainer in
+this one process; the first epoch of each arm is a warm-up and is not timed. Run it on
+the machine you care about (GPU: ``--accelerator gpu --workers 8``):
+
+    .venv/bin/python experiments/benchmarks/bench_train_throughput.py \
+        [--campaign DIR | --scale demo] [--size 224] [--epochs 3] [--precision 32-true bf16-mixed]
+
+Prints images/s per arm and ratios against the first arm; ``--out`` writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from plankflux.data.synthetic.trap import generate_trap_campaign
+from plankflux.data.trap_datamodule import TrapDataModule
+from plankflux.models.classifier import ParticleClassifier
+from plankflux.utils.atomic import atomic_open
+
+
+class EpochTimer(L.Callback):
+    """Wall time and images of every training epoch after the first."""
+
+    def __init__(self):
+        self.seconds, self.images, self._start = 0.0, 0, 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        if trainer.current_epoch > 0:
+            self.seconds += time.perf_counter() - self._start
+            self.images += len(trainer.datamodule.splits["train"])
+
+
+def run_arm(root: Path, cache_dir: Path | None, precision: str, args) -> dict:
+    L.seed_everything(0, workers=True)
+    dm = TrapDataModule(
+        str(root),
+        ["FC", "FO", "JC", "SR"],
+        "RR",
+        image_size=args.size,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        pin_memory=args.accelerator != "cpu",
+        cache_dir=str(cache_dir) if cache_dir else None,
+    )
+    timer = EpochTimer()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ParticleClassifier(TrapDataModule.class_names.fget(dm), weights="none")
+        trainer = L.Trainer(
+            max_epochs=args.epochs,
+            accelerator=args.accelerator,
+            devices=1,
+            precision=precision,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            callbacks=[timer],
+        )
+        trainer.fit(model, datamodule=dm)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    return {
+        "cache": cache_dir is not None,
+        "precision": precision,
+        "images_per_s": round(timer.images / timer.seconds, 1),
+        "peak_gpu_mib": round(peak) if peak else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--campaign")
+    parser.add_argument("--scale", default="demo", choices=("tiny", "demo", "paper"))
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--precision", nargs="+", default=["32-true"])
+    parser.add_argument("--out")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench_train_"))
+    try:
+        root = (
+            Path(args.campaign)
+            if args.campaign
+            else generate_trap_campaign(work / "campaign", scale=args.scale, seed=0)
+        )
+        arms = []
+        for precision in args.precision:
+            for cache in (None, work / "cache"):
+                arm = run_arm(root, cache, precision, args)
+                arms.append(arm)
+                print(
+                    f"cache={'on ' if arm['cache'] else 'off'} precision={precision:10s} "
+                    f"{arm['images_per_s']:9.1f} images/s"
+                    + (f"  peak GPU {arm['peak_gpu_mib']} MiB" if arm["peak_gpu_mib"] else "")
+                )
+        base = arms[0]["images_per_s"]
+        for arm in arms:
+            arm["ratio_to_first_arm"] = round(arm["images_per_s"] / base, 2)
+        print("ratios to the first arm:", [a["ratio_to_first_arm"] for a in arms])
+        device = (
+            torch.cuda.get_device_name(0)
+            if torch.cuda.is_available()
+            else (f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
+        )
+        result = {
+            "benchmark": "ResNet-18 member training throughput",
+            "device": device,
+            "campaign": str(root) if args.campaign else f"synthetic {args.scale}",
+            "image_size": args.size,
+            "batch_size": args.batch_size,
+            "workers": args.workers,
+            "timed_epochs": args.epochs - 1,
+            "arms": arms,
+        }
+        if args.out:
+            with atomic_open(args.out) as handle:
+                json.dump(result, handle, indent=2)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
