@@ -63,6 +63,14 @@ def tiny_campaign(tmp_path_factory) -> Path:
     return generate_trap_campaign(tmp_path_factory.mktemp("synthetic") / "tiny", "tiny", seed=0)
 
 
+@pytest.fixture(scope="session")
+def demo_campaign(tmp_path_factory) -> Path:
+    """The synthetic ``demo`` campaign (3,500 particles), generated once per session."""
+    from plankflux.data.synthetic.trap import generate_trap_campaign
+
+    return generate_trap_campaign(tmp_path_factory.mktemp("synthetic") / "demo", "demo", seed=0)
+
+
 @pytest.fixture
 def realdata() -> Path:
     if not REALDATA.is_dir():
