@@ -13,7 +13,8 @@ import sys
 import warnings
 
 from plankflux.data.campaign import CampaignError, validate_campaign
-from plankflux.data.readers.class_folders import ZOOSCAN_2400DPI_PIXEL_UM, read_class_folders
+from plankflux.data.readers.class_folders import read_class_folders
+from plankflux.data.readers.common import ZOOSCAN_2400DPI_PIXEL_UM
 from plankflux.data.readers.mpic import read_mpic
 
 

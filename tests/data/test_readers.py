@@ -15,12 +15,8 @@ from PIL import Image
 
 from plankflux.commands import import_campaign
 from plankflux.data.campaign import CLASSES_FILE, validate_campaign
-from plankflux.data.readers.class_folders import (
-    ReaderWarning,
-    SourceError,
-    natural_key,
-    read_class_folders,
-)
+from plankflux.data.readers.class_folders import read_class_folders
+from plankflux.data.readers.common import ReaderWarning, SourceError, natural_key
 from plankflux.data.readers.mpic import parse_mpic_filename, read_mpic
 
 REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
@@ -334,7 +330,7 @@ def test_class_folders_class_map_and_unlabelled(tmp_path):
     assert by_id(campaign2).loc["Beta/b1", "label"] == ""
 
 
-@pytest.mark.filterwarnings("ignore::plankflux.data.readers.class_folders.ReaderWarning")
+@pytest.mark.filterwarnings("ignore::plankflux.data.readers.common.ReaderWarning")
 def test_class_folders_unmapped_and_nesting_errors(tmp_path):
     src = make_class_tree(tmp_path / "src")
     make_image(src / "Gamma" / "g.jpg")
@@ -354,7 +350,7 @@ def test_class_folders_unmapped_and_nesting_errors(tmp_path):
     assert not (tmp_path / "camp").exists()
 
 
-@pytest.mark.filterwarnings("ignore::plankflux.data.readers.class_folders.ReaderWarning")
+@pytest.mark.filterwarnings("ignore::plankflux.data.readers.common.ReaderWarning")
 def test_class_folders_esd_from_area_and_esd_um(tmp_path):
     src = make_class_tree(tmp_path / "src")
     meta = tmp_path / "meta.tsv"

@@ -45,7 +45,7 @@ import pandas as pd
 
 from plankflux.data.campaign import write_campaign
 from plankflux.data.classes import OLD_NAME_ALIASES, ORIGINAL_CLASSES, TRAP_CLASSES
-from plankflux.data.readers.class_folders import (
+from plankflux.data.readers.common import (
     SourceError,
     find_column,
     is_image,
