@@ -72,7 +72,22 @@ def run(cfg: DictConfig) -> dict:
         with atomic_open(out) as handle:
             json.dump(summary, handle, indent=2, sort_keys=True)
         log.info("metrics written to %s", out)
+        print(_one_line_summary(summary, cfg))
     return summary
+
+
+def _one_line_summary(summary: dict, cfg: DictConfig) -> str:
+    parts = [f"run folder {cfg.paths.output_dir}"]
+    if summary.get("best_val_loss") is not None:
+        parts.append(f"best val/loss {summary['best_val_loss']:.3f}")
+    test = summary.get("test") or {}
+    if test.get("test/acc") is not None:
+        target = cfg.data.get("target_domain", "the test split")
+        parts.append(
+            f"on {target}: accuracy {test['test/acc']:.3f}, "
+            f"macro recall {test.get('test/recall_macro', float('nan')):.3f}"
+        )
+    return "plankflux-train: " + "; ".join(parts)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

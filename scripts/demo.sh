@@ -9,4 +9,4 @@ export WANDB_MODE=offline
 export PLANKFLUX_DATA_DIR=${PLANKFLUX_DATA_DIR:-demo/data}
 export PLANKFLUX_LOG_DIR=${PLANKFLUX_LOG_DIR:-demo/logs}
 .venv/bin/plankflux-train data=synthetic_demo trainer=cpu model.weights=none \
-  trainer.max_epochs=${DEMO_EPOCHS:-8} "$@"
+  trainer.max_epochs=${DEMO_EPOCHS:-30} "$@"
