@@ -16,7 +16,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from plankflux.utils.atomic import atomic_open
 
@@ -90,9 +90,35 @@ def _one_line_summary(summary: dict, cfg: DictConfig) -> str:
     return "plankflux-train: " + "; ".join(parts)
 
 
+def run_members(cfg: DictConfig) -> list[dict]:
+    """Train one member per seed of ``cfg.members``, one after another, each into
+    ``<run folder>/member_<seed>/``. A member whose ``metrics.json`` exists is complete
+    and skipped, so rerunning a crashed ensemble run continues where it stopped
+    (point ``hydra.run.dir`` at the crashed run folder)."""
+    root = Path(cfg.paths.output_dir)
+    summaries = []
+    for seed in cfg.members:
+        member_dir = root / f"member_{seed}"
+        done = member_dir / "metrics.json"
+        if done.exists():
+            log.info("member %s is complete (%s): skipped", seed, done)
+            summaries.append(json.loads(done.read_text()))
+            continue
+        member_cfg = cfg.copy()
+        with open_dict(member_cfg):
+            member_cfg.seed = seed
+            member_cfg.paths.output_dir = str(member_dir)
+        summaries.append(run(member_cfg))
+    return summaries
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Returns the best validation loss, so Hydra sweepers can optimise it."""
+    """Returns the best validation loss (mean over members), for Hydra sweepers."""
+    if cfg.get("members"):
+        losses = [s.get("best_val_loss") for s in run_members(cfg)]
+        losses = [x for x in losses if x is not None]
+        return sum(losses) / len(losses) if losses else None
     return run(cfg).get("best_val_loss")
 
 

@@ -74,18 +74,20 @@ class ParticleClassifier(LightningModule):
         )
         return loss
 
-    def _eval_step(self, batch: dict, split: str) -> None:
+    def _eval_step(self, batch: dict, split: str) -> dict[str, torch.Tensor]:
         logits = self(batch["image"])
         labels = batch["label"]
         loss = self.criterion(logits, labels)
         self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(labels))
         self.metrics[split].update(logits, labels)
+        return {"row": batch["row"], "pred": logits.argmax(dim=-1)}
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "val")
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Returns ``{"row": (B,), "pred": (B,)}`` for the test-prediction writer."""
+        return self._eval_step(batch, "test")
 
     def _log_epoch_metrics(self, split: str) -> None:
         values = self.metrics[split].compute()

@@ -1,0 +1,48 @@
+"""``plankflux-predict``: per-member softmax scores of an ensemble on the target domain.
+
+Writes ``scores.parquet`` (``particle_id``, ``member``, one score column per class)
+and ``scores.json`` (classes, member checkpoints) into the run folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from plankflux.models.ensemble import EnsemblePredictor
+
+log = logging.getLogger(__name__)
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def run(cfg: DictConfig) -> Path:
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    checkpoints = (
+        OmegaConf.to_container(cfg.checkpoints)
+        if OmegaConf.is_config(cfg.checkpoints)
+        else cfg.checkpoints
+    )
+    model = EnsemblePredictor(checkpoints)
+    writer = hydra.utils.instantiate(cfg.writer)
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[writer], logger=False)
+    trainer.predict(model, datamodule=datamodule, return_predictions=True)
+    out = Path(writer.out_dir) / "scores.parquet"
+    if trainer.is_global_zero:
+        print(
+            f"plankflux-predict: {len(model.members)} member(s) scored "
+            f"{len(datamodule.splits['predict'])} particles of {datamodule.target_domain}: {out}"
+        )
+    return out
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()
