@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "plankflux.commands.validate",
     "plankflux.commands.import_campaign",
     "plankflux.commands.stats",
+    "plankflux.commands.tables",
+    "plankflux.commands.flux",
 )
 
 

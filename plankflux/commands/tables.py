@@ -1,0 +1,46 @@
+"""``plankflux tables study SWEEP --study NAME --out DIR``: Figures S1–S3 from a sweep."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from plankflux.tables.studies import STUDIES, write_study_tables
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("tables", help="turn finished runs into the papers' tables")
+    kinds = parser.add_subparsers(dest="table", required=True, metavar="TABLE")
+    study = kinds.add_parser(
+        "study",
+        help="Figure S1-S3 tables and bar plots from a tune_preprocess/tune_lr/tune_wd sweep",
+    )
+    study.add_argument("sweep", help="multirun folder of the sweep")
+    study.add_argument(
+        "--study", choices=sorted(STUDIES), help="which study (default: the sweep's task name)"
+    )
+    study.add_argument("--out", required=True, help="folder for the CSV, Markdown and PNG")
+    study.set_defaults(func=run_study)
+
+
+def run_study(args: argparse.Namespace) -> int:
+    study = args.study or _study_from_sweep(args.sweep)
+    try:
+        paths = write_study_tables(args.sweep, study, args.out)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"plankflux tables study: {err}", file=sys.stderr)
+        return 1
+    print(f"{study}: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _study_from_sweep(sweep: str) -> str:
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    for config in Path(sweep).glob("**/.hydra/config.yaml"):
+        task = OmegaConf.load(config).get("task_name")
+        if task in STUDIES:
+            return task
+    raise SystemExit(f"cannot tell the study of {sweep}; pass --study")
