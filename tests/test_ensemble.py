@@ -130,3 +130,21 @@ def test_same_seed_same_weights_and_predictions(ensemble_run):
     assert (single / "test_predictions.csv").read_bytes() == (
         run_dir / "member_0" / "test_predictions.csv"
     ).read_bytes()
+
+
+def test_ensemble_metrics_tables(ensemble_run, tmp_path):
+    from plankflux.cli import main as cli
+
+    _, run_dir = ensemble_run
+    assert cli(["tables", "ensemble", str(run_dir), "--out", str(tmp_path)]) == 0
+    per_member = pd.read_csv(tmp_path / "metrics_14class_per_member.csv", keep_default_na=False)
+    assert per_member["member"].tolist() == [0] * 16 + [1] * 16
+    assert per_member["class"].tolist()[:16] == [*TRAP_CLASSES, "macro", "weighted"]
+    summary = pd.read_csv(tmp_path / "metrics_original_summary.csv", keep_default_na=False)
+    assert "fiber" in summary["class"].tolist() and "fiber_blur" not in summary["class"].tolist()
+    # The confusion matrix agrees with the member's own predictions.
+    test = pd.read_csv(run_dir / "member_1" / "test_predictions.csv", keep_default_na=False)
+    confusion = pd.read_csv(tmp_path / "confusion_14class_member1.csv").set_index("true")
+    assert confusion.to_numpy().sum() == len(test)
+    correct = (test["label"] == test["predicted"]).sum()
+    assert sum(confusion.at[c, c] for c in TRAP_CLASSES) == correct

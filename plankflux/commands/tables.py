@@ -21,6 +21,25 @@ def add_parser(subparsers) -> None:
     )
     study.add_argument("--out", required=True, help="folder for the CSV, Markdown and PNG")
     study.set_defaults(func=run_study)
+    ensemble = kinds.add_parser(
+        "ensemble",
+        help="per-member and mean ± sd test metrics (14-class and original scheme)",
+    )
+    ensemble.add_argument("run", help="run or multirun folder holding the members")
+    ensemble.add_argument("--out", required=True)
+    ensemble.set_defaults(func=run_ensemble)
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    from plankflux.tables.ensemble_metrics import write_ensemble_metrics
+
+    try:
+        written = write_ensemble_metrics(args.run, args.out)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"plankflux tables ensemble: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
 
 
 def run_study(args: argparse.Namespace) -> int:
