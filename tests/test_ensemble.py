@@ -93,6 +93,32 @@ def test_predict_writes_per_member_scores(ensemble_run):
     ).all()
 
 
+def test_predict_under_ddp_merges_rank_parts(ensemble_run):
+    """Two gloo processes on the CPU write one table equal to the one-process table."""
+    tmp, run_dir = ensemble_run
+    single, ddp = tmp / "logs" / "pred_single", tmp / "logs" / "pred_ddp"
+    for out, trainer in (
+        (single, ["trainer=cpu"]),
+        (ddp, ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]),
+    ):
+        _cli(
+            tmp,
+            "plankflux-predict",
+            f"checkpoints={run_dir}",
+            "data=synthetic_tiny",
+            *trainer,
+            f"hydra.run.dir={out}",
+        )
+    a = pd.read_parquet(single / "scores.parquet")
+    b = pd.read_parquet(ddp / "scores.parquet")
+    assert b["particle_id"].tolist() == a["particle_id"].tolist()
+    assert b["member"].tolist() == a["member"].tolist()
+    assert b[list(TRAP_CLASSES)].to_numpy() == pytest.approx(
+        a[list(TRAP_CLASSES)].to_numpy(), abs=1e-5
+    )
+    assert not list(ddp.glob("scores.rank*"))  # the parts were merged and removed
+
+
 def test_predict_refuses_other_image_size(ensemble_run):
     tmp, run_dir = ensemble_run
     result = _cli(
