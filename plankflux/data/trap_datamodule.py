@@ -9,6 +9,11 @@ Splits (``setup``):
   labelled particles is held out first, so no test image is trained on.
 * predict: every particle of the target domain, labelled or not (or only the
   labelled ones with ``predict_labelled_only``).
+
+Retraining with target labels (``target_labels``: a ``particle_id, label`` CSV such as
+the verified proposals): train = every labelled particle of ``train_domains`` plus
+80% of the target labels (stratified by label); validation = the other 20% only;
+test and predict = the target particles not in ``target_labels`` (DESIGN §4 step 6).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class TrapDataModule(LightningDataModule):
         cache_dir: str | None = None,
         skip_unreadable: bool = False,
         synthesize: dict | None = None,
+        target_labels: str | None = None,
     ):
         """
         Args:
@@ -72,6 +78,8 @@ class TrapDataModule(LightningDataModule):
                 (listed in ``skipped``) instead of failing.
             synthesize: ``{"scale": ..., "seed": ...}`` to generate a synthetic
                 campaign at ``root`` when none is there yet.
+            target_labels: CSV (``particle_id, label``) of target particles to train
+                on with these labels (verified or proposed); see the module docstring.
         """
         super().__init__()
         if resize_mode not in RESIZE_MODES:
@@ -123,6 +131,37 @@ class TrapDataModule(LightningDataModule):
                 log.warning("skipping %d unreadable image(s) of %s", len(self.skipped), self.root)
         return self.campaign
 
+    def target_label_rows(self) -> pd.Series:
+        """Campaign row -> label of the ``target_labels`` CSV (rows with a label only)."""
+        path = Path(self.hparams.target_labels)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        missing = [c for c in ("particle_id", "label") if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {missing}")
+        frame = frame[frame["label"] != ""]
+        particles = self._campaign().particles
+        row_of = pd.Series(particles.index, index=particles["particle_id"])
+        problems = [
+            f"line {i + 2}: particle_id {pid!r} is not in the campaign"
+            for i, pid in zip(frame.index, frame["particle_id"], strict=True)
+            if pid not in row_of.index
+        ]
+        problems += [
+            f"line {i + 2}: unknown class label {label!r}"
+            for i, label in zip(frame.index, frame["label"], strict=True)
+            if label not in self.class_names
+        ]
+        if not problems:
+            rows = row_of[frame["particle_id"]].to_numpy()
+            outside = particles["domain"].to_numpy()[rows] != self.target_domain
+            problems += [
+                f"particle_id {pid!r} is not in the target domain {self.target_domain}"
+                for pid in frame["particle_id"][outside]
+            ]
+        if problems:
+            raise ValueError(f"{path}: " + "; ".join(problems[:20]))
+        return pd.Series(frame["label"].to_numpy(), index=rows)
+
     def build_splits(self) -> dict[str, np.ndarray]:
         """Row indices of ``campaign.particles`` for train, val, test and predict."""
         particles = self._campaign().particles
@@ -141,6 +180,22 @@ class TrapDataModule(LightningDataModule):
         target_labelled = labelled[
             particles.loc[labelled, "domain"].to_numpy() == self.target_domain
         ]
+        target = particles.index[particles["domain"] == self.target_domain].to_numpy()
+        if self.hparams.predict_labelled_only:
+            target = np.intersect1d(target, labelled)
+        if self.hparams.target_labels:
+            extra = self.target_label_rows()
+            rows = extra.index.to_numpy()
+            first, second = stratified_split(
+                extra.tolist(), self.hparams.val_fraction, self.hparams.split_seed
+            )
+            pool = labelled[particles.loc[labelled, "domain"].isin(self.train_domains).to_numpy()]
+            return {
+                "train": np.union1d(pool, rows[first]),
+                "val": np.sort(rows[second]),
+                "test": np.setdiff1d(target_labelled, rows),
+                "predict": np.setdiff1d(target, rows),
+            }
         held_out = np.zeros(0, np.int64)
         if self.target_domain in self.train_domains:
             _, pos = stratified_split(
@@ -156,9 +211,6 @@ class TrapDataModule(LightningDataModule):
         keys = list(zip(particles.loc[pool, "domain"], particles.loc[pool, "label"], strict=True))
         first, second = stratified_split(keys, self.hparams.val_fraction, self.hparams.split_seed)
 
-        target = particles.index[particles["domain"] == self.target_domain].to_numpy()
-        if self.hparams.predict_labelled_only:
-            target = np.intersect1d(target, labelled)
         return {"train": pool[first], "val": pool[second], "test": test, "predict": target}
 
     def setup(self, stage: str | None = None) -> None:
@@ -176,7 +228,10 @@ class TrapDataModule(LightningDataModule):
 
         mean_std = resolve_normalization(self.hparams.normalize, mode)
         index = {name: i for i, name in enumerate(campaign.classes)}
-        labels = campaign.particles["label"].map(lambda s: index.get(s, -1)).to_numpy()
+        labels = campaign.particles["label"].map(lambda s: index.get(s, -1)).to_numpy(copy=True)
+        if self.hparams.target_labels:  # target particles train with the given labels
+            extra = self.target_label_rows()
+            labels[extra.index.to_numpy()] = extra.map(index).to_numpy()
         for split, split_rows in self.splits.items():
             train = split == "train" and self.hparams.augment
             self._datasets[split] = TrapImageDataset(

@@ -119,3 +119,38 @@ def test_skip_unreadable_lists_what_was_skipped(small_campaign, tmp_path):
     listed = pd.read_csv(out)
     assert listed["particle_id"].tolist() == ["RR1_0"] and listed["line"].tolist() == [2]
     assert "cannot be decoded" in listed["reason"].iloc[0]
+
+
+def test_retraining_with_target_labels(tiny_campaign, tmp_path):
+    import pandas as pd
+
+    particles = pd.read_csv(tiny_campaign / "particles.csv", keep_default_na=False)
+    rr = particles[particles["domain"] == "RR"]
+    # 20 verified target particles: unlabelled ones too, with the labels the expert gave.
+    chosen = rr.iloc[:20].assign(label=["aggregate"] * 10 + ["mini_pellet"] * 10)
+    labels_csv = tmp_path / "labels.csv"
+    chosen[["particle_id", "label"]].to_csv(labels_csv, index=False)
+    dm = _dm(tiny_campaign, target_labels=str(labels_csv))
+    train, val = dm.split_frame("train"), dm.split_frame("val")
+    ids = set(chosen["particle_id"])
+    # 80/20 of the target labels, stratified; all OOD labelled particles train.
+    assert len(ids & set(train["particle_id"])) == 16 and set(val["particle_id"]) <= ids
+    assert (val["particle_id"].isin(chosen.loc[chosen["label"] == "aggregate", "particle_id"])
+            ).sum() == 2
+    ood = particles[particles["domain"].isin(OTHERS) & (particles["label"] != "")]
+    assert set(ood["particle_id"]) <= set(train["particle_id"])
+    # test and predict never contain a particle trained or validated on.
+    for split in ("test", "predict"):
+        assert not ids & set(dm.split_frame(split)["particle_id"])
+    # The dataset carries the expert's labels, not the campaign's.
+    dataset = dm._datasets["val"]
+    expected = [dm.class_names.index(chosen.set_index("particle_id").at[pid, "label"])
+                for pid in val["particle_id"]]
+    assert dataset.labels.tolist() == expected
+
+
+def test_target_labels_bad_rows_are_named(tiny_campaign, tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("particle_id,label\nnope,aggregate\nFC01_000001,aggregate\n")
+    with pytest.raises(ValueError, match="line 2: particle_id 'nope' is not in the campaign"):
+        _dm(tiny_campaign, target_labels=str(path))
