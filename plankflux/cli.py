@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "plankflux.commands.stats",
     "plankflux.commands.tables",
     "plankflux.commands.flux",
+    "plankflux.commands.hitl",
+    "plankflux.commands.ecotaxa",
 )
 
 

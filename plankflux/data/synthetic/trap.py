@@ -35,11 +35,11 @@ from tqdm.auto import tqdm
 from plankflux.data.campaign import PARTICLES_FILE, write_campaign
 from plankflux.data.classes import (
     DOMAINS,
-    FLUX_GROUP,
     OLD_NAME_ALIASES,
     ORIGINAL_GROUP,
     TRAP_CLASSES,
 )
+from plankflux.flux.allometry import particle_carbon_mg
 from plankflux.utils.atomic import write_csv_atomic
 
 SCALES = ("tiny", "demo", "paper")
@@ -506,34 +506,6 @@ def _original_label(cls: str, rng) -> tuple[str, bool]:
     return ORIGINAL_GROUP[cls], disagree
 
 
-def _table1_carbon_mg(cls: str, esd: float) -> float:
-    """Private Table 1 allometry (DESIGN §4), only to give synthetic samples a true flux.
-
-    The public flux code lives in ``plankflux.flux``; this copy keeps the generator
-    free of that dependency. C = A·V^B mg, V in µm³, 0 for non-flux classes.
-    """
-    group = FLUX_GROUP[cls]
-    sphere = 4 / 3 * math.pi * (esd / 2) ** 3
-    if group is None:
-        return 0.0
-    if group == "long_pellet":
-        w = 264 * esd / (esd + 584)
-        return 1.13e-10 * (math.pi / w * (esd / 2) ** 2) * math.pi * (w / 2) ** 2
-    if group == "short_pellet":
-        w = 0.54 * esd
-        return 1.13e-10 * 4 / 3 * (esd**2 / w / 2) * math.pi * (w / 2) ** 2
-    if group == "salp_pellet":
-        w = 0.63 * esd
-        return 4e-11 * (math.pi / w * (esd / 2) ** 2) * w * w / 4
-    a, b = {
-        "aggregate": (1.13e-10, 0.81),
-        "mini_pellet": (1.13e-10, 1.0),
-        "rhizaria": (4e-12, 0.939),
-        "phytoplankton": (2.88e-10, 0.811),
-    }[group]
-    return a * sphere**b
-
-
 # --------------------------------------------------------------------------- campaign
 def _plan(rng, spec: _Scale) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The samples table (without area and fluxes) and every particle's plan, in file order."""
@@ -593,7 +565,6 @@ def _make_particle(out: Path, scale: str, seed: int, i: int, p) -> dict:
         "ambiguous": "true" if ambiguous else "false",
         "magnification": mag,
         "true_label": cls,
-        "carbon_mg": _table1_carbon_mg(cls, esd),
     }
 
 
@@ -649,6 +620,7 @@ def generate_trap_campaign(
     particles = pd.DataFrame(
         [_make_particle(out, scale, int(seed), i, p) for i, p in enumerate(bar)]
     )
+    particles["carbon_mg"] = particle_carbon_mg(particles["true_label"], particles["esd_um"])
     samples = _add_fluxes(rng, samples, particles)
 
     write_csv_atomic(particles[["particle_id", "true_label"]], out / TRUTH_FILE)

@@ -1,0 +1,62 @@
+"""``plankflux ecotaxa export|import``: verify proposals in EcoTaxa instead of folders."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from plankflux.data.campaign import CampaignError, load_campaign
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "ecotaxa",
+        help="exchange proposals and verdicts with EcoTaxa",
+        description="Export a proposal folder as an EcoTaxa import bundle; import the "
+        "validated objects back as verified.csv.",
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = actions.add_parser("export", help="proposal folder -> EcoTaxa import zip")
+    export.add_argument("proposals", help="proposal folder (with manifest.csv)")
+    export.add_argument("--campaign", required=True)
+    export.add_argument("--out", required=True, help="zip file to write")
+    export.set_defaults(func=run_export)
+    imp = actions.add_parser("import", help="EcoTaxa export TSV (or zip) -> verified.csv")
+    imp.add_argument("export", help="TSV or zip exported from EcoTaxa")
+    imp.add_argument("--proposals", required=True, help="the proposal folder it was made from")
+    imp.add_argument("--campaign", required=True)
+    imp.add_argument("--out", required=True, help="verified.csv to write")
+    imp.set_defaults(func=run_import)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from plankflux.hitl.ecotaxa import EcoTaxaError, export_ecotaxa_bundle
+
+    try:
+        campaign = load_campaign(args.campaign)
+        path = export_ecotaxa_bundle(args.proposals, campaign, args.out)
+    except (CampaignError, EcoTaxaError, FileNotFoundError) as err:
+        print(f"plankflux ecotaxa export: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {path}: import it into your EcoTaxa project, validate, then export the "
+        f"validated objects as TSV and run `plankflux ecotaxa import`"
+    )
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from plankflux.hitl.ecotaxa import EcoTaxaError, import_ecotaxa_verification
+
+    try:
+        campaign = load_campaign(args.campaign, check_images="none")
+        verified = import_ecotaxa_verification(
+            args.export, Path(args.proposals) / "manifest.csv", args.out, classes=campaign.classes
+        )
+    except (CampaignError, EcoTaxaError, FileNotFoundError) as err:
+        print(f"plankflux ecotaxa import: {err}", file=sys.stderr)
+        return 1
+    counts = verified["action"].value_counts()
+    print(f"wrote {args.out}: " + ", ".join(f"{n} {a}" for a, n in counts.items()))
+    return 0
