@@ -1,7 +1,8 @@
 """``plankflux-predict``: per-member softmax scores of an ensemble on the target domain.
 
 Writes ``scores.parquet`` (``particle_id``, ``member``, one score column per class)
-and ``scores.json`` (classes, member checkpoints) into the run folder.
+and ``scores.json`` (classes, member checkpoints) into the run folder; with
+``flux=true`` also ``flux/`` (per-member predictions and flux tables).
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ def run(cfg: DictConfig) -> Path:
     )
     model = EnsemblePredictor(checkpoints)
     writer = hydra.utils.instantiate(cfg.writer)
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[writer], logger=False)
+    callbacks = [writer]
+    if cfg.get("flux"):
+        callbacks.append(hydra.utils.instantiate(cfg.flux_tables))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=False)
     trainer.predict(model, datamodule=datamodule, return_predictions=True)
     out = Path(writer.out_dir) / "scores.parquet"
     if trainer.is_global_zero:
