@@ -189,6 +189,11 @@ class TrapDataModule(LightningDataModule):
             first, second = stratified_split(
                 extra.tolist(), self.hparams.val_fraction, self.hparams.split_seed
             )
+            if len(second) == 0:
+                raise ValueError(
+                    f"{self.hparams.target_labels}: {len(rows)} labelled row(s) leave no "
+                    "validation images; retraining needs at least one per split"
+                )
             pool = labelled[particles.loc[labelled, "domain"].isin(self.train_domains).to_numpy()]
             return {
                 "train": np.union1d(pool, rows[first]),
