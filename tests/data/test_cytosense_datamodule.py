@@ -1,0 +1,114 @@
+"""CytoSense DataModule: the 5-fold 80/5/15 splits, the 95/5 pre-training split, batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from plankflux.data.cytosense_datamodule import (
+    CytoSenseDataModule,
+    fold_splits,
+    pretrain_splits,
+)
+from plankflux.data.synthetic.cytosense import generate_cytosense
+
+SMALL = dict(image_size=32, image_pad_size=36, profile_length=32, profile_pad_length=36)
+SIZES = {0: 100, 1: 40, 2: 20, 3: 7, 4: 3}
+
+
+def _labels(seed: int = 0) -> np.ndarray:
+    labels = np.concatenate([np.full(n, c) for c, n in SIZES.items()] + [np.full(9, -1)])
+    return labels[np.random.default_rng(seed).permutation(len(labels))]
+
+
+def test_each_fold_is_80_5_15_per_class_and_partitions_the_labelled_rows():
+    labels = _labels()
+    for fold in range(5):
+        s = fold_splits(labels, fold, seed=0)
+        rows = np.concatenate([s["train"], s["val"], s["test"]])
+        assert len(rows) == len(set(rows)) == (labels >= 0).sum()  # disjoint and complete
+        assert (labels[rows] >= 0).all()  # unlabelled rows take no part
+        count = {k: np.bincount(labels[v], minlength=5) for k, v in s.items()}
+        assert (count["train"][0], count["val"][0], count["test"][0]) == (80, 5, 15)
+        assert (count["train"][1], count["val"][1], count["test"][1]) == (32, 2, 6)
+        assert count["val"][2] == 1 and count["test"][2] == 3  # 20 rows: 3 tests per fold
+
+
+def test_test_slices_are_disjoint_across_folds_and_cover_75_percent():
+    labels = _labels()
+    tests = [fold_splits(labels, k, seed=3)["test"] for k in range(5)]
+    union = np.concatenate(tests)
+    assert len(union) == len(set(union))  # no row is tested twice
+    per_class = np.bincount(labels[union], minlength=5)
+    assert per_class[0] == 75 and per_class[1] == 30 and per_class[2] == 15
+    # Seeded and deterministic; another seed draws other rows.
+    again = fold_splits(labels, 2, seed=3)
+    assert all(np.array_equal(again[k], fold_splits(labels, 2, seed=3)[k]) for k in again)
+    assert not np.array_equal(again["test"], fold_splits(labels, 2, seed=4)["test"])
+    with pytest.raises(ValueError, match="fold must be"):
+        fold_splits(labels, 5)
+
+
+def test_pretrain_split_is_95_5_of_everything():
+    s = pretrain_splits(1000, seed=1)
+    assert (len(s["train"]), len(s["val"])) == (950, 50)
+    assert np.array_equal(np.sort(np.concatenate(list(s.values()))), np.arange(1000))
+    assert np.array_equal(s["val"], pretrain_splits(1000, seed=1)["val"])
+    assert len(pretrain_splits(3)["val"]) == 1 and len(pretrain_splits(1)["val"]) == 0
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    return generate_cytosense(tmp_path_factory.mktemp("cyto") / "lab", "lab", "tiny", seed=0)
+
+
+def test_fold_batches_have_the_documented_keys_shapes_and_types(lab):
+    dm = CytoSenseDataModule(str(lab), **SMALL, batch_size=8, fold=1)
+    dm.setup("fit")
+    assert dm.num_classes == 6 and len(dm.class_names) == 6
+    assert {k: len(v) for k, v in dm.splits.items()} == {
+        "train": 48,
+        "val": 6,
+        "test": 6 * 1,  # ⌊1.5·2 + ½⌋ − ⌊1.5 + ½⌋ = 1 test row per class of 10 in fold 1
+        "predict": 60,
+    }
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (8, 1, 32, 32) and batch["image"].dtype == torch.float32
+    assert batch["profile"].shape == (8, 6, 32)
+    assert batch["image_size"].shape == (8, 2) and batch["profile_length"].shape == (8, 1)
+    assert batch["label"].dtype == torch.int64 and batch["index"].dtype == torch.int64
+    assert batch["image"].abs().max() <= 1
+    frame = dm.split_frame("test")
+    test = [b for b in dm.test_dataloader()]
+    assert sum(len(b["index"]) for b in test) == len(frame)  # nothing dropped at test
+    index = torch.cat([b["index"] for b in test]).numpy()
+    assert np.array_equal(index, frame.index.to_numpy())
+    labels = torch.cat([b["label"] for b in test]).numpy()
+    assert [dm.class_names[i] for i in labels] == frame["class"].tolist()
+    other = CytoSenseDataModule(str(lab), **SMALL, fold=2)
+    other.setup()
+    assert not set(other.splits["test"]) & set(dm.splits["test"])
+
+
+def test_pretrain_mode_on_unlabelled_data_and_synthesize(tmp_path):
+    root = tmp_path / "uto"
+    dm = CytoSenseDataModule(
+        str(root),
+        **SMALL,
+        split="pretrain",
+        batch_size=16,
+        synthesize={"kind": "uto", "scale": "tiny", "seed": 0},
+    )
+    dm.setup("fit")
+    assert {k: len(v) for k, v in dm.splits.items()} == {
+        "train": 76,
+        "val": 4,
+        "test": 0,
+        "predict": 80,
+    }
+    assert (next(iter(dm.val_dataloader()))["label"] == -1).all()
+    with pytest.raises(ValueError, match="no labelled pairs"):
+        CytoSenseDataModule(str(root), **SMALL).setup()
+    with pytest.raises(ValueError, match="split must be"):
+        CytoSenseDataModule(str(root), split="all")
