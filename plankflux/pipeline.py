@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import hydra
@@ -78,31 +77,41 @@ def train_and_score(cfg: DictConfig, out_dir: Path, target_labels: Path | None) 
     return scores
 
 
-def verify(cfg: DictConfig, folder: Path, out: Path, campaign, mode: str, resume: str) -> dict:
-    """Verdicts on one proposal folder: simulated, or wait for a person."""
-    effort_file = out.with_suffix(".effort.json")
-    if out.exists():
-        return json.loads(effort_file.read_text()) if effort_file.exists() else {}
-    if cfg.expert == "human":
-        raise AwaitingExpert(
-            f"\nVerify the proposals in {folder}:\n"
-            f"  - leave a correctly labelled image where it is;\n"
-            + (
-                "  - move a wrongly labelled image into the folder of its right class;\n"
-                if mode == "verify"
-                else "  - delete an image that is not of its folder's class;\n"
+def review_effort(verified: pd.DataFrame) -> dict[str, int]:
+    """What the expert did: images shown, confirmed, moved to another class, deleted."""
+    actions = verified["action"].value_counts()
+    return {
+        "shown": len(verified),
+        "confirmed": int(actions.get("confirmed", 0)),
+        "moved": int(actions.get("relabelled", 0)),
+        "deleted": int(actions.get("rejected", 0)),
+    }
+
+
+def verify(
+    cfg: DictConfig, folder: Path, out: Path, campaign, mode: str, resume: str
+) -> pd.DataFrame:
+    """The expert's verdicts on one proposal folder: simulated, or wait for a person."""
+    if not out.exists():
+        if cfg.expert == "human":
+            raise AwaitingExpert(
+                f"\nVerify the proposals in {folder}:\n"
+                f"  - leave a correctly labelled image where it is;\n"
+                + (
+                    "  - move a wrongly labelled image into the folder of its right class;\n"
+                    if mode == "verify"
+                    else "  - delete an image that is not of its folder's class;\n"
+                )
+                + "  - delete an image you cannot decide on.\n"
+                f"Then record your verdicts and resume:\n"
+                f"  plankflux ingest {folder} --campaign {campaign.root} --mode {mode} "
+                f"--out {out}\n"
+                f"  {resume}\n"
             )
-            + "  - delete an image you cannot decide on.\n"
-            f"Then record your verdicts and resume:\n"
-            f"  plankflux ingest {folder} --campaign {campaign.root} --mode {mode} --out {out}\n"
-            f"  {resume}\n"
-        )
-    truth, ambiguous = truth_from_campaign(campaign.root)
-    effort = asdict(simulate_expert(folder, truth, ambiguous, mode=mode))
-    ingest_verification(folder, campaign.classes, out_path=out, mode=mode)
-    with atomic_open(effort_file) as handle:
-        json.dump(effort, handle)
-    return effort
+        truth, ambiguous = truth_from_campaign(campaign.root)
+        simulate_expert(folder, truth, ambiguous, mode=mode)
+        ingest_verification(folder, campaign.classes, out_path=out, mode=mode)
+    return pd.read_csv(out, dtype=str, keep_default_na=False)
 
 
 def _labels_file(path: Path, frames: list[pd.DataFrame]) -> Path:
@@ -128,12 +137,9 @@ def accuracy_by_member(scores: Path, classes, truth: pd.Series, keep: set[str]) 
 def run_pipeline(cfg: DictConfig) -> dict:
     """Run (or resume) every stage; return the summary also written to ``summary.json``."""
     ws = Path(cfg.paths.output_dir)
-    campaign = (
-        load_campaign(cfg.data.root) if Path(cfg.data.root, "particles.csv").exists() else None
-    )
-    if campaign is None:  # a synthetic campaign is generated on first use
+    if not Path(cfg.data.root, "particles.csv").exists():  # a synthetic one, on first use
         hydra.utils.instantiate(cfg.data, _convert_="all").prepare_data()
-        campaign = load_campaign(cfg.data.root)
+    campaign = load_campaign(cfg.data.root)
     others = sorted(set(campaign.particles["domain"]) - {cfg.target})
     with open_dict(cfg):
         cfg.data.target_domain = cfg.target
@@ -156,8 +162,8 @@ def run_pipeline(cfg: DictConfig) -> dict:
 
     # 4. Verification.
     verified_file = ws / "verified.csv"
-    effort["verify"] = verify(cfg, proposals_dir, verified_file, campaign, "verify", resume)
-    verified = pd.read_csv(verified_file, dtype=str, keep_default_na=False)
+    verified = verify(cfg, proposals_dir, verified_file, campaign, "verify", resume)
+    effort["verify"] = review_effort(verified)
     kept = verified[verified["action"].isin(KEPT)]
     labels["verify"] = _labels_file(ws / "labels_verify.csv", [kept])
 
@@ -173,8 +179,8 @@ def run_pipeline(cfg: DictConfig) -> dict:
     )
     write_proposal_folder(candidates, campaign, minboost_dir, link=cfg.proposals.link)
     minboost_file = ws / "minboost_verified.csv"
-    effort["minboost"] = verify(cfg, minboost_dir, minboost_file, campaign, "minboost", resume)
-    boosted = pd.read_csv(minboost_file, dtype=str, keep_default_na=False)
+    boosted = verify(cfg, minboost_dir, minboost_file, campaign, "minboost", resume)
+    effort["minboost"] = review_effort(boosted)
     labels["minboost"] = _labels_file(
         ws / "labels_minboost.csv", [kept, boosted[boosted["action"].isin(KEPT)]]
     )
@@ -264,8 +270,8 @@ def format_summary(summary: dict) -> str:
     for stage, counts in effort.items():
         if counts:
             lines.append(
-                f"  reviewed ({stage}): {counts.get('shown', 0)} images shown, "
-                f"{counts.get('moved', 0)} moved, {counts.get('deleted', 0)} deleted"
+                f"  reviewed ({stage}): {counts['shown']} images shown, {counts['moved']} moved, "
+                f"{counts['deleted']} deleted"
             )
     lines.append(f"  accuracy on {summary['held_out_particles']} held-out labelled target images:")
     for treatment, acc in summary["accuracy"].items():
