@@ -104,7 +104,7 @@ def build_image_tower(
             ``tiny_cnn`` only ``width``.
     """
     if name == "tiny_cnn":
-        if pretrained not in (False, None, "none"):
+        if _pretrained_mode(pretrained) != "none":
             raise ValueError("tiny_cnn has no pretrained weights")
         return TinyCNN(in_chans=in_chans, **timm_kwargs)
     if img_size is not None and _is_vit(name):
