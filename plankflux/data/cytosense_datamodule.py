@@ -20,7 +20,6 @@ Batch: ``{"image": (B, 1, S, S) float in [-1, 1], "profile": (B, 6, T) float,
 from __future__ import annotations
 
 import logging
-import os
 import zlib
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from plankflux.data.cytosense import ANNOTATIONS_FILE, CytoSensePairs, load_pairs, read_profile
 from plankflux.data.cytosense_transforms import SCALE_BAR_PX, PairTransform
+from plankflux.data.loading import generate_once, split_loader
 
 log = logging.getLogger(__name__)
 SPLITS = ("fold", "pretrain")
@@ -149,15 +149,7 @@ class CytoSenseDataModule(LightningDataModule):
         if self.hparams.synthesize and not (self.root / ANNOTATIONS_FILE).exists():
             from plankflux.data.synthetic.cytosense import generate_cytosense
 
-            # Generate beside the target and rename, so concurrent runs never see half of one.
-            staging = self.root.with_name(f".{self.root.name}.{os.getpid()}.tmp")
-            generate_cytosense(staging, **self.hparams.synthesize)
-            try:
-                staging.rename(self.root)
-            except OSError:  # another process finished first
-                import shutil
-
-                shutil.rmtree(staging, ignore_errors=True)
+            generate_once(self.root, generate_cytosense, **self.hparams.synthesize)
 
     def _pairs(self) -> CytoSensePairs:
         if self.pairs is None:
@@ -204,30 +196,25 @@ class CytoSenseDataModule(LightningDataModule):
         frame["label"] = self._pairs().labels()[self.splits[name]]
         return frame
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def _loader(self, name: str) -> DataLoader:
         hp = self.hparams
-        batch = hp.batch_size if name == "train" else (hp.eval_batch_size or hp.batch_size)
-        dataset = self._datasets[name]
-        # BatchNorm cannot train on a batch of one: drop a last training batch of size 1 only.
-        drop_last = name == "train" and len(dataset) % batch == 1
-        return DataLoader(
-            dataset,
-            batch_size=batch,
-            shuffle=shuffle,
-            num_workers=hp.num_workers,
-            pin_memory=hp.pin_memory,
-            persistent_workers=hp.num_workers > 0,
-            drop_last=drop_last,  # never True for validation, test or predict
+        return split_loader(
+            self._datasets[name],
+            name,
+            hp.batch_size,
+            hp.eval_batch_size,
+            hp.num_workers,
+            hp.pin_memory,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", shuffle=False)
+        return self._loader("predict")

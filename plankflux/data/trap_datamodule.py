@@ -19,7 +19,6 @@ test and predict = the target particles not in ``target_labels`` (DESIGN §4 ste
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from torch.utils.data import DataLoader
 
 from plankflux.data.campaign import PARTICLES_FILE, Campaign, load_campaign
 from plankflux.data.image_cache import ensure_image_cache
+from plankflux.data.loading import generate_once, split_loader
 from plankflux.data.splits import stratified_split
 from plankflux.data.transforms import RESIZE_MODES, ImagePipeline, resolve_normalization
 from plankflux.data.trap_dataset import ResizedImages, TrapImageDataset
@@ -103,15 +103,7 @@ class TrapDataModule(LightningDataModule):
         if self.hparams.synthesize and not (self.root / PARTICLES_FILE).exists():
             from plankflux.data.synthetic.trap import generate_trap_campaign
 
-            # Generate beside the target and rename, so concurrent runs never see half a campaign.
-            staging = self.root.with_name(f".{self.root.name}.{os.getpid()}.tmp")
-            generate_trap_campaign(staging, **self.hparams.synthesize)
-            try:
-                staging.rename(self.root)
-            except OSError:  # another process finished first
-                import shutil
-
-                shutil.rmtree(staging, ignore_errors=True)
+            generate_once(self.root, generate_trap_campaign, **self.hparams.synthesize)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -252,34 +244,25 @@ class TrapDataModule(LightningDataModule):
         return self._campaign().particles.iloc[self.splits[split]]
 
     # ----------------------------------------------------------- dataloaders
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        batch = (
-            self.hparams.batch_size
-            if split == "train"
-            else (self.hparams.eval_batch_size or self.hparams.batch_size)
-        )
-        workers = self.hparams.num_workers
-        dataset = self._datasets[split]
-        # BatchNorm cannot train on a batch of one: drop a last training batch of size 1 only.
-        drop_last = split == "train" and len(dataset) % batch == 1
-        return DataLoader(
-            dataset,
-            batch_size=batch,
-            shuffle=shuffle,
-            num_workers=workers,
-            pin_memory=self.hparams.pin_memory,
-            persistent_workers=workers > 0,
-            drop_last=drop_last,  # never True for validation, test or predict
+    def _loader(self, split: str) -> DataLoader:
+        hp = self.hparams
+        return split_loader(
+            self._datasets[split],
+            split,
+            hp.batch_size,
+            hp.eval_batch_size,
+            hp.num_workers,
+            hp.pin_memory,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", shuffle=False)
+        return self._loader("predict")
