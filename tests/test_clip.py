@@ -29,13 +29,21 @@ def test_tiny_in_domain_experiment_writes_nine_setup_table(tmp_path):
     assert (run / "checkpoints" / "best.ckpt").is_file()
     metrics = json.loads((run / "metrics.json").read_text())
     assert np.isfinite(metrics["best_val_loss"]) and np.isfinite(metrics["test"]["test/loss"])
-    summary = pd.read_csv(run / "knn_summary.csv")
+    evaluation = run / "knn" / "LAB"  # in-domain: the held-out fold of the training data
+    assert sorted(p.name for p in (run / "knn").iterdir()) == ["LAB"]
+    description = json.loads((evaluation / "evaluation.json").read_text())
+    assert description == {**description, "model": "clip", "loss": "siglip",
+                           "image_tower": "tiny_cnn", "profile_tower": "cnn",
+                           "train_data": "LAB", "eval_data": "LAB", "folds": [0], "draws": 2}
+    results = pd.read_csv(evaluation / "knn_results.csv")
+    assert set(results["fold"]) == {0} and len(results) == 9 * 5 * 2
+    summary = pd.read_csv(evaluation / "knn_summary.csv")
     assert list(dict.fromkeys(summary["setup"])) == list(SETUPS)
     assert sorted(summary["n_per_class"].unique()) == [1, 2, 4, 8, 16]
     assert summary["accuracy_mean"].between(0, 1).all() and (summary["n"] == 2).all()
-    table = (run / "knn_table.md").read_text().splitlines()
+    table = (evaluation / "knn_table.md").read_text().splitlines()
     assert table[0] == "| setup | n=1 | n=2 | n=4 | n=8 | n=16 |" and len(table) == 2 + 9
-    embeddings = np.load(run / "embeddings.npz")
+    embeddings = np.load(evaluation / "embeddings.npz")
     assert embeddings["image"].shape[1] == embeddings["profile"].shape[1] == 512
     assert np.allclose(np.linalg.norm(embeddings["image"], axis=1), 1, atol=1e-4)
     # SigLIP's learnable bias was trained and stored.
@@ -58,3 +66,57 @@ def test_every_tower_and_loss_config_composes(image, profile):
     assert cfg.model.image_tower.name == image and cfg.model.profile_tower.name == profile
     assert cfg.model.loss == "siglip" and cfg.model.init_bias == -10.0
     assert cfg.callbacks.early_stopping.patience == 30
+
+
+@pytest.mark.parametrize(
+    ("data", "train_name", "evaluated"),
+    [("synthetic_uto_tiny", "UTO", ["LAB", "SEA"]),  # Table 4: UTO→LAB, UTO→SEA
+     ("synthetic_lab_uto_tiny", "LAB+UTO", ["LAB", "SEA"])],  # Table 5: LAB+UTO→SEA
+)
+def test_cross_domain_experiment_evaluates_every_fold_of_each_target(
+    tmp_path, data, train_name, evaluated
+):
+    env = {**os.environ, "WANDB_MODE": "offline", "PLANKFLUX_DATA_DIR": str(tmp_path / "data"),
+           "PLANKFLUX_LOG_DIR": str(tmp_path / "logs")}
+    targets = "data@callbacks.knn_evaluation.targets"
+    result = subprocess.run(
+        [str(BIN / "plankflux-train"), "experiment=clip_cross_domain", "debug=clip_tiny",
+         f"data={data}", f"{targets}.LAB=synthetic_lab_tiny", f"{targets}.SEA=synthetic_sea_tiny",
+         "trainer.max_epochs=1"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    (run,) = (tmp_path / "logs" / "clip" / "runs").iterdir()
+    # Pre-training data has no labelled test fold: only the targets are evaluated.
+    assert sorted(p.name for p in (run / "knn").iterdir()) == evaluated
+    for name in evaluated:
+        folder = run / "knn" / name
+        description = json.loads((folder / "evaluation.json").read_text())
+        assert (description["train_data"], description["eval_data"]) == (train_name, name)
+        assert description["folds"] == [0, 1, 2, 3, 4]
+        results = pd.read_csv(folder / "knn_results.csv")
+        assert sorted(results["fold"].unique()) == [0, 1, 2, 3, 4]
+        assert len(results) == 5 * 9 * 5 * 2  # folds × setups × n × draws
+        embeddings = np.load(folder / "embeddings.npz")
+        root = tmp_path / "data" / f"synthetic_cytosense_{name.lower()}_tiny_seed0"
+        assert len(embeddings["index"]) == len(pd.read_csv(root / "annotations.csv"))
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "roots", "split"),
+    [("cytosense_lab", "LAB", 1, "fold"), ("cytosense_sea", "SEA", 1, "fold"),
+     ("cytosense_uto", "UTO", 1, "pretrain"), ("cytosense_lab_uto", "LAB+UTO", 2, "pretrain"),
+     *[(f"synthetic_{kind}_{scale}", name, roots, split)
+       for scale in ("tiny", "demo", "paper")
+       for kind, name, roots, split in [("lab", "LAB", 1, "fold"), ("sea", "SEA", 1, "fold"),
+                                        ("uto", "UTO", 1, "pretrain"),
+                                        ("lab_uto", "LAB+UTO", 2, "pretrain")]]],
+)
+def test_every_cytosense_data_config_builds_its_datamodule(data, name, roots, split):
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=clip_lab", f"data={data}"])
+    datamodule = instantiate(cfg.data, _convert_="all")  # no file is read before setup
+    assert (datamodule.name, len(datamodule.roots), datamodule.hparams.split) == (name, roots, split)
+    if data.endswith("_paper"):
+        assert (datamodule.hparams.image_size, datamodule.hparams.batch_size) == (224, 512)

@@ -1,58 +1,64 @@
-"""k-NN gallery evaluation of a contrastive model after testing (Paper B, DESIGN §5).
+"""k-NN gallery evaluation after testing (Paper B, DESIGN §5).
 
-After ``trainer.test`` the callback embeds every sample of the datamodule with the
-test-time pipeline, draws galleries from the training split and classifies the test
-split in the nine gallery × query setups ({I, P, I+P}²), for n ∈ {1, 2, 4, 8, 16}
-samples per class and 5 draws. Writes into ``out_dir``:
+After ``trainer.test`` (rank 0 only) the callback evaluates the model
+(:mod:`plankflux.eval.gallery_evaluation`) in-domain — galleries from the training
+split, queries from the test split of the data it was trained on, when that data has
+labelled test rows — and on every cross-domain ``targets`` data set, all folds. Each
+evaluation goes to ``<out_dir>/knn/<data set name>/``.
 
-* ``embeddings.npz``: ``index``, ``label``, ``image`` (N, D), ``profile`` (N, D);
-* ``knn_results.csv``: one row per setup × n × draw (accuracy, macro P/R/F1);
-* ``knn_summary.csv``: mean and sd over draws per setup and n;
-* ``knn_table.md``: accuracy mean ± sd, rows = setups, columns = n.
+A target is a ``data`` config placed under ``targets`` (Hydra builds the DataModule)::
+
+    defaults:
+      - /data@callbacks.knn_evaluation.targets.SEA: synthetic_sea_demo
+
+or keyword arguments of :class:`~plankflux.data.cytosense_datamodule.CytoSenseDataModule`
+(``{root: /data/SEA}``) whose preprocessing sizes, batch size and workers default to the
+training data's, so the target is seen as the model was trained to see it. Only its
+labelled pairs and the test-time pipeline are used.
 """
 
 from __future__ import annotations
 
-import io
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
 from lightning import Callback, LightningModule, Trainer
 
-from plankflux.eval.knn import N_VALUES, SETUPS, evaluate_knn, summarise_knn
-from plankflux.utils.atomic import atomic_open, atomic_path, write_csv_atomic
+from plankflux.data.cytosense_datamodule import CytoSenseDataModule
+from plankflux.eval.gallery_evaluation import evaluate_datamodule
+from plankflux.eval.knn import N_VALUES, SETUPS
+
+log = logging.getLogger(__name__)
+
+# What a target inherits from the training data unless it says otherwise.
+INHERITED = (
+    "image_size",
+    "image_pad_size",
+    "profile_length",
+    "profile_pad_length",
+    "scale_bar_px",
+    "batch_size",
+    "eval_batch_size",
+    "num_workers",
+    "pin_memory",
+    "n_folds",
+    "seed",
+)
 
 
-@torch.no_grad()
-def embed_all(pl_module: LightningModule, loader) -> dict[str, np.ndarray]:
-    """Embeddings of every batch of ``loader`` through ``pl_module.predict_step``."""
-    was_training = pl_module.training
-    pl_module.eval()
-    parts: dict[str, list[torch.Tensor]] = {}
-    for i, batch in enumerate(loader):
-        batch = {k: v.to(pl_module.device) for k, v in batch.items()}
-        for key, value in pl_module.predict_step(batch, i).items():
-            parts.setdefault(key, []).append(value.detach().float().cpu())
-    pl_module.train(was_training)
-    return {key: torch.cat(values).numpy() for key, values in parts.items()}
-
-
-def markdown_table(summary) -> str:
-    ns = sorted(summary["n_per_class"].unique())
-    lines = ["| setup | " + " | ".join(f"n={n}" for n in ns) + " |", "|---" * (len(ns) + 1) + "|"]
-    for setup in dict.fromkeys(summary["setup"]):
-        rows = summary[summary["setup"] == setup].set_index("n_per_class")
-        cells = [
-            f"{100 * rows.at[n, 'accuracy_mean']:.1f} ± {100 * rows.at[n, 'accuracy_sd']:.1f}"
-            if n in rows.index
-            else "–"
-            for n in ns
-        ]
-        lines.append(f"| {setup} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def target_datamodule(
+    name: str, spec: Mapping | CytoSenseDataModule, like: CytoSenseDataModule | None
+) -> CytoSenseDataModule:
+    """The DataModule of one target: ``spec`` itself when Hydra already built it (a
+    ``data`` config placed under ``targets``), else built from the keyword arguments
+    with the sizes of ``like`` unless given."""
+    if isinstance(spec, CytoSenseDataModule):
+        return spec
+    inherited = {k: like.hparams[k] for k in INHERITED if like is not None and k in like.hparams}
+    kwargs = {"name": name, **inherited, **{k: v for k, v in spec.items() if k != "_target_"}}
+    return CytoSenseDataModule(**kwargs)
 
 
 class KnnGalleryEvaluation(Callback):
@@ -64,37 +70,51 @@ class KnnGalleryEvaluation(Callback):
         k: int = 3,
         seed: int = 0,
         setups: Sequence[str] = SETUPS,
+        targets: Mapping[str, Mapping] | None = None,
+        target_folds: Sequence[int] = (0, 1, 2, 3, 4),
     ):
+        """
+        Args:
+            out_dir: the run folder; evaluations go to ``out_dir/knn/<name>/``.
+            n_values, draws, k, seed: the gallery protocol (DESIGN §5).
+            setups: gallery->query setups (an image-only model keeps those it can do).
+            targets: ``{name: CytoSenseDataModule or its kwargs}``: cross-domain data.
+            target_folds: the folds of each target to evaluate.
+        """
         self.out_dir = Path(out_dir)
-        self.n_values, self.draws, self.k, self.seed = tuple(n_values), draws, k, seed
+        self.protocol = dict(n_values=tuple(n_values), draws=draws, k=k, seed=seed)
         self.setups = tuple(setups)
+        self.targets = dict(targets or {})
+        self.target_folds = tuple(target_folds)
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        datamodule = trainer.datamodule
-        emb = embed_all(pl_module, datamodule.predict_dataloader())
-        position = {int(row): i for i, row in enumerate(emb["index"])}
-        gallery = [position[int(r)] for r in datamodule.splits["train"]]
-        query = [position[int(r)] for r in datamodule.splits["test"]]
-        results = evaluate_knn(
-            {m: torch.from_numpy(emb[m][gallery]) for m in ("image", "profile")},
-            emb["label"][gallery],
-            {m: torch.from_numpy(emb[m][query]) for m in ("image", "profile")},
-            emb["label"][query],
+        source = trainer.datamodule
+        train_data = getattr(source, "name", None)
+        if isinstance(source, CytoSenseDataModule) and source.hparams.split == "fold":
+            self._evaluate(pl_module, source, None, train_data)
+        for name, spec in self.targets.items():
+            target = target_datamodule(name, spec, source)
+            if target.name == train_data:  # evaluated in-domain above (or a UTO-like set)
+                continue
+            self._evaluate(pl_module, target, self.target_folds, train_data)
+
+    def _evaluate(self, pl_module, datamodule, folds, train_data) -> None:
+        out = self.out_dir / "knn" / datamodule.name
+        results = evaluate_datamodule(
+            pl_module,
+            datamodule,
+            out,
+            folds=folds,
+            train_data=train_data,
             setups=self.setups,
-            n_values=self.n_values,
-            draws=self.draws,
-            k=self.k,
-            seed=self.seed,
+            **self.protocol,
         )
-        summary = summarise_knn(results)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.out_dir / "embeddings.npz") as tmp:
-            buffer = io.BytesIO()
-            np.savez(buffer, **emb)
-            tmp.write_bytes(buffer.getvalue())
-        write_csv_atomic(results, self.out_dir / "knn_results.csv")
-        write_csv_atomic(summary, self.out_dir / "knn_summary.csv")
-        with atomic_open(self.out_dir / "knn_table.md") as handle:
-            handle.write(markdown_table(summary))
+        log.info(
+            "k-NN evaluation %s -> %s: %d rows in %s",
+            train_data,
+            datamodule.name,
+            len(results),
+            out,
+        )

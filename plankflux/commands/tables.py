@@ -1,4 +1,8 @@
-"""``plankflux tables study SWEEP --study NAME --out DIR``: Figures S1–S3 from a sweep."""
+"""``plankflux tables study|ensemble|clip``: the papers' tables from finished runs.
+
+``study`` gives Paper A's Figures S1–S3 from a sweep, ``ensemble`` the per-member test
+metrics, ``clip`` Paper B's Tables 2–6 and gallery-size figure from k-NN evaluations.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,22 @@ def add_parser(subparsers) -> None:
     ensemble.add_argument("run", help="run or multirun folder holding the members")
     ensemble.add_argument("--out", required=True)
     ensemble.set_defaults(func=run_ensemble)
+    clip = kinds.add_parser(
+        "clip",
+        help="Paper B Tables 2-6 and the gallery-size figure from k-NN evaluations",
+    )
+    clip.add_argument("sweep", help="folder holding runs with knn/<name>/ evaluations")
+    clip.add_argument("--out", required=True, help="folder for the CSV, Markdown and PNG")
+    clip.add_argument(
+        "--table",
+        action="append",
+        choices=("2", "3", "4", "5", "6", "gallery"),
+        help="table to write (repeatable; default: all)",
+    )
+    clip.add_argument(
+        "--n", type=int, help="gallery size of Tables 2, 4, 5, 6 (default: the largest)"
+    )
+    clip.set_defaults(func=run_clip)
 
 
 def run_ensemble(args: argparse.Namespace) -> int:
@@ -39,6 +59,18 @@ def run_ensemble(args: argparse.Namespace) -> int:
         print(f"plankflux tables ensemble: {err}", file=sys.stderr)
         return 1
     print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def run_clip(args: argparse.Namespace) -> int:
+    from plankflux.tables.clip_tables import TABLES, write_clip_tables
+
+    try:
+        written = write_clip_tables(args.sweep, args.out, args.table or TABLES, n=args.n)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"plankflux tables clip: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(written)} files to {args.out}: " + ", ".join(written))
     return 0
 
 

@@ -243,6 +243,28 @@ def load_pairs(
     return CytoSensePairs(root, frame, classes)
 
 
+def combine_pairs(sets: Sequence[CytoSensePairs]) -> CytoSensePairs:
+    """One pair set from several (e.g. LAB + UTO for combined pre-training).
+
+    Paths become absolute, so the rows keep pointing at their own roots; a ``dataset``
+    column names each row's root. Classes are the first set's in order, then classes
+    new in later sets, so a set's labels keep their indices when it comes first.
+    """
+    if len(sets) == 1:
+        return sets[0]
+    frames, classes = [], list(sets[0].classes)
+    for pairs in sets:
+        frame = pairs.pairs.copy()
+        root = pairs.root.resolve()
+        for column in ("image", "profile"):
+            frame[column] = [str(root / value) for value in frame[column]]
+        frame["dataset"] = pairs.root.name
+        frames.append(frame)
+        classes += [c for c in pairs.classes if c not in classes]
+    frame = pd.concat(frames, ignore_index=True).fillna("")
+    return CytoSensePairs(sets[0].root, frame, tuple(classes))
+
+
 def write_pairs(
     root: str | os.PathLike, pairs: pd.DataFrame, classes: Sequence[str] | None = None
 ) -> Path:

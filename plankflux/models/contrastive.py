@@ -29,6 +29,8 @@ MAX_LOGIT_SCALE = 100.0  # CLIP's clamp: the temperature never goes below 0.01
 
 
 class ContrastiveModule(LightningModule):
+    method_name = "clip"  # how evaluations and tables name this method
+
     def __init__(
         self,
         image_tower: Mapping,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from plankflux.data.cytosense import load_pairs
 from plankflux.data.cytosense_datamodule import (
     CytoSenseDataModule,
     fold_splits,
@@ -104,11 +105,51 @@ def test_pretrain_mode_on_unlabelled_data_and_synthesize(tmp_path):
     assert {k: len(v) for k, v in dm.splits.items()} == {
         "train": 76,
         "val": 4,
-        "test": 0,
+        "test": 4,  # the held-out val rows: pre-training has no test set of its own
         "predict": 80,
     }
+    assert np.array_equal(dm.splits["test"], dm.splits["val"])
     assert (next(iter(dm.val_dataloader()))["label"] == -1).all()
     with pytest.raises(ValueError, match="no labelled pairs"):
         CytoSenseDataModule(str(root), **SMALL).setup()
     with pytest.raises(ValueError, match="split must be"):
         CytoSenseDataModule(str(root), split="all")
+
+
+def test_several_roots_train_together_with_one_class_list(tmp_path):
+    """LAB + UTO (combined pre-training): rows of both, paths resolved per root."""
+    lab, uto = tmp_path / "lab", tmp_path / "uto"
+    dm = CytoSenseDataModule(
+        [str(lab), str(uto)],
+        **SMALL,
+        split="pretrain",
+        synthesize=[
+            {"kind": "lab", "scale": "tiny", "seed": 0},
+            {"kind": "uto", "scale": "tiny", "seed": 0},
+        ],
+    )
+    dm.setup("fit")
+    assert dm.name == "lab+uto" and len(dm.pairs) == 60 + 80
+    assert dm.class_names == load_pairs(lab).classes  # UTO is unlabelled: no new class
+    labels = dm.pairs.labels()
+    assert np.array_equal(labels[:60], load_pairs(lab).labels()) and (labels[60:] == -1).all()
+    assert list(dm.pairs.pairs["dataset"].iloc[[0, 60]]) == ["lab", "uto"]
+    assert dm.pairs.image_path(60) == (uto / load_pairs(uto).pairs["image"].iat[0]).resolve()
+    item = dm._datasets["train"][int(np.flatnonzero(dm.splits["train"] >= 60)[0])]
+    assert item["image"].shape == (1, SMALL["image_size"], SMALL["image_size"])
+    # Every fold of the labelled part stays available to cross-domain evaluation.
+    assert len(dm.fold_rows(3)["test"]) > 0 and (dm.fold_rows(3)["test"] < 60).all()
+    with pytest.raises(ValueError, match="2 entries for 3 roots"):
+        CytoSenseDataModule([str(lab), str(uto), str(lab)], synthesize=[None, None])
+
+
+def test_combine_pairs_appends_new_classes_after_the_first_sets(tmp_path):
+    from plankflux.data.cytosense import combine_pairs
+
+    for kind in ("lab", "sea"):
+        generate_cytosense(tmp_path / kind, kind=kind, scale="tiny", seed=0)
+    lab, sea = load_pairs(tmp_path / "lab"), load_pairs(tmp_path / "sea")
+    both = combine_pairs([lab, sea])
+    assert both.classes[: len(lab.classes)] == lab.classes
+    assert set(both.classes) == set(lab.classes) | set(sea.classes)
+    assert [both.classes[i] for i in both.labels()[len(lab):]] == list(sea.pairs["class"])
