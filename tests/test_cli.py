@@ -47,3 +47,24 @@ def test_validate_names_duplicated_row(tmp_path):
         f"particles.csv line {line} (particle_id {duplicate_id!r}), column 'particle_id': "
         f"duplicate particle_id (first seen on line 5)"
     ) in result.stderr
+
+
+def test_validate_recognises_a_cytosense_pair_data_set(tmp_path):
+    root = tmp_path / "LAB"
+    assert _run("synth", "cytosense", "--kind", "lab", "--scale", "tiny",
+                "--out", str(root)).returncode == 0
+    ok = _run("validate", str(root))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == f"OK {root}: CytoSense pairs, 60 pairs (60 labelled), 6 classes"
+    pairs = pd.read_csv(root / "annotations.csv", dtype=str, keep_default_na=False)
+    profile = root / pairs["profile"].iloc[4]
+    profile.write_text(profile.read_text() + "1.0,2.0\n")  # a row of 2 values, not 6
+    (root / pairs["image"].iloc[7]).unlink()
+    result = _run("validate", str(root))
+    assert result.returncode == 1
+    assert f"line 9, column 'image': image file is missing: {root / pairs['image'].iloc[7]}" in (
+        result.stderr)
+    assert pairs["profile"].iloc[4] in result.stderr
+    assert result.stderr.strip().endswith(f"{root}: 2 problem(s)")
+    # existence only: the broken profile is not parsed
+    assert "1 problem(s)" in _run("validate", str(root), "--images", "exists").stderr

@@ -8,9 +8,12 @@ Splits (``setup``), all seeded and deterministic:
   (cyclically) and trains on the other 80%. The 5 test slices are disjoint and
   together hold 75% of each class; every fold is 80/5/15. Unlabelled rows are unused.
 * ``split="pretrain"``: one seeded 95/5 train/val split of *every* pair (labels
-  ignored: UTO-like data is unlabelled); ``test`` is empty.
+  ignored: UTO-like data is unlabelled); ``test`` = the val rows.
 
 ``predict`` is every pair in both modes (embedding extraction for galleries).
+
+``root`` may list several data sets (combined pre-training, e.g. LAB + UTO): their
+pairs are concatenated (:func:`~plankflux.data.cytosense.combine_pairs`).
 
 Batch: ``{"image": (B, 1, S, S) float in [-1, 1], "profile": (B, 6, T) float,
 "image_size": (B, 2), "profile_length": (B, 1), "label": (B,) int64 (-1 unlabelled),
@@ -20,7 +23,9 @@ Batch: ``{"image": (B, 1, S, S) float in [-1, 1], "profile": (B, 6, T) float,
 from __future__ import annotations
 
 import logging
+import os
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +35,16 @@ from lightning import LightningDataModule
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from plankflux.data.cytosense import ANNOTATIONS_FILE, CytoSensePairs, load_pairs, read_profile
+from plankflux.data.cytosense import (
+    ANNOTATIONS_FILE,
+    CytoSensePairs,
+    combine_pairs,
+    load_pairs,
+    read_profile,
+)
 from plankflux.data.cytosense_transforms import SCALE_BAR_PX, PairTransform
 from plankflux.data.loading import generate_once, split_loader
+from plankflux.data.multicrop import MultiCropTransform
 
 log = logging.getLogger(__name__)
 SPLITS = ("fold", "pretrain")
@@ -105,7 +117,8 @@ def pretrain_splits(n: int, val_fraction: float = 0.05, seed: int = 0) -> dict[s
 class CytoSenseDataModule(LightningDataModule):
     def __init__(
         self,
-        root: str,
+        root: str | Sequence[str],
+        name: str | None = None,
         image_size: int = 224,
         image_pad_size: int = 236,
         profile_length: int = 224,
@@ -121,11 +134,15 @@ class CytoSenseDataModule(LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
-        synthesize: dict | None = None,
+        synthesize: dict | Sequence[dict | None] | None = None,
+        multicrop: dict | None = None,
     ):
         """
         Args:
-            root: pair data set (``annotations.csv``, images, profiles).
+            root: pair data set (``annotations.csv``, images, profiles), or a list of
+                them to train on together.
+            name: the data set's name in results and tables (``LAB``, ``SEA``,
+                ``LAB+UTO``); default the root folder names joined by ``+``.
             image_size / image_pad_size: model input S and the train-time pad (224/236).
             profile_length / profile_pad_length: profile input T and resample (224/236).
             scale_bar_px: rows cropped from the top of every image (the scale bar).
@@ -133,28 +150,47 @@ class CytoSenseDataModule(LightningDataModule):
             fold, n_folds, seed: which fold, how many, and the split seed.
             augment: random augmentations and the joint flip on training pairs.
             synthesize: ``{"kind": ..., "scale": ..., "seed": ...}`` to generate a
-                synthetic data set at ``root`` when none is there yet.
+                synthetic data set at ``root`` when none is there yet (a list, one per
+                root, when ``root`` is a list; ``None`` entries are not generated).
+            multicrop: keyword arguments of
+                :class:`~plankflux.data.multicrop.MultiCropTransform` (e.g. ``n_global``,
+                ``global_size``, ``global_scale``, ``n_local``, ``local_size``,
+                ``local_scale``) to give the *train* split DINO's multi-crop views
+                (``"crops"``: a list of ``(B, 1, s, s)``, globals first) beside the
+                test-time inputs; the sizes above are passed on. ``None``: the pair
+                pipeline. Set, it replaces the train augmentation even if ``augment``
+                is false (the crops are DINO's training signal).
         """
         super().__init__()
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.save_hyperparameters(logger=False)
-        self.root = Path(root)
+        roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
+        if not roots:
+            raise ValueError("root: give at least one data set")
+        self.roots = [Path(r) for r in roots]
+        self.root = self.roots[0]
+        self.name = name or "+".join(r.name for r in self.roots)
+        synth = synthesize if isinstance(synthesize, Sequence) else [synthesize] * len(roots)
+        if len(synth) != len(roots):
+            raise ValueError(f"synthesize: {len(synth)} entries for {len(roots)} roots")
+        self._synthesize = list(synth)
         self.pairs: CytoSensePairs | None = None
         self.splits: dict[str, np.ndarray] = {}
         self._datasets: dict[str, CytoSensePairDataset] = {}
 
     def prepare_data(self) -> None:
         """Generate the synthetic data set once if asked and absent."""
-        if self.hparams.synthesize and not (self.root / ANNOTATIONS_FILE).exists():
-            from plankflux.data.synthetic.cytosense import generate_cytosense
+        for root, synthesize in zip(self.roots, self._synthesize, strict=True):
+            if synthesize and not (root / ANNOTATIONS_FILE).exists():
+                from plankflux.data.synthetic.cytosense import generate_cytosense
 
-            generate_once(self.root, generate_cytosense, **self.hparams.synthesize)
+                generate_once(root, generate_cytosense, **synthesize)
 
     def _pairs(self) -> CytoSensePairs:
         if self.pairs is None:
             self.prepare_data()
-            self.pairs = load_pairs(self.root)
+            self.pairs = combine_pairs([load_pairs(root) for root in self.roots])
         return self.pairs
 
     @property
@@ -171,11 +207,18 @@ class CytoSenseDataModule(LightningDataModule):
         everything = np.arange(len(pairs), dtype=np.int64)
         if hp.split == "pretrain":
             splits = pretrain_splits(len(pairs), hp.pretrain_val_fraction, hp.seed)
-            return {**splits, "test": np.zeros(0, np.int64), "predict": everything}
-        labels = pairs.labels()
+            # No test set of its own: testing reports the loss on the held-out rows, and
+            # the k-NN evaluation on labelled target data sets is the real test.
+            return {**splits, "test": splits["val"], "predict": everything}
+        return {**self.fold_rows(hp.fold), "predict": everything}
+
+    def fold_rows(self, fold: int) -> dict[str, np.ndarray]:
+        """Train/val/test rows of one fold of the labelled pairs (any ``split`` mode):
+        cross-domain evaluation draws galleries and queries from every fold."""
+        labels = self._pairs().labels()
         if not (labels >= 0).any():
-            raise ValueError(f"{self.root}: no labelled pairs for split='fold'; use 'pretrain'")
-        return {**fold_splits(labels, hp.fold, hp.n_folds, hp.seed), "predict": everything}
+            raise ValueError(f"{self.name}: no labelled pairs for split='fold'; use 'pretrain'")
+        return fold_splits(labels, fold, self.hparams.n_folds, self.hparams.seed)
 
     def setup(self, stage: str | None = None) -> None:
         if self._datasets:
@@ -187,6 +230,15 @@ class CytoSenseDataModule(LightningDataModule):
         for name, rows in self.splits.items():
             train = name == "train" and hp.augment
             transform = PairTransform(train, *sizes, scale_bar_px=hp.scale_bar_px)
+            if name == "train" and hp.multicrop:
+                transform = MultiCropTransform(
+                    **hp.multicrop,
+                    image_size=hp.image_size,
+                    image_pad_size=hp.image_pad_size,
+                    profile_length=hp.profile_length,
+                    profile_pad_length=hp.profile_pad_length,
+                    scale_bar_px=hp.scale_bar_px,
+                )
             self._datasets[name] = CytoSensePairDataset(pairs, rows, labels[rows], transform)
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
 
