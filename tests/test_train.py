@@ -77,3 +77,23 @@ def test_multirun_over_seeds_gives_one_run_dir_each(tmp_path):
     assert seeds == [0, 1]
     weights = [(run / "checkpoints" / "best.ckpt").read_bytes() for run in runs]
     assert weights[0] != weights[1]
+
+
+def test_last_checkpoint_is_the_last_epoch_and_a_crashed_run_resumes_from_it(tmp_path):
+    # mode=max keeps the *worst* val/loss as "best", so best and last epochs differ.
+    worst = ("callbacks.model_checkpoint.mode=max", "callbacks.early_stopping=null")
+    _train(tmp_path, *worst, "trainer.max_epochs=3", "hydra.run.dir=" + str(tmp_path / "run"))
+    import torch
+
+    checkpoints = tmp_path / "run" / "checkpoints"
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True, map_location="cpu")
+    best = torch.load(checkpoints / "best.ckpt", weights_only=True, map_location="cpu")
+    assert last["epoch"] == 2 and best["epoch"] < 2
+    # Resume as after a crash: only the epochs not done yet are trained.
+    _train(tmp_path, *worst, "trainer.max_epochs=4", f"ckpt_path={checkpoints / 'last.ckpt'}",
+           "hydra.run.dir=" + str(tmp_path / "resumed"))
+    metrics = pd.read_csv(tmp_path / "resumed" / "csv" / "metrics.csv")
+    trained = metrics.dropna(subset=["val/loss"])  # (test rows come after the last epoch)
+    assert sorted(trained["epoch"].unique()) == [3]
+    resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed["epoch"] == 3 and resumed["global_step"] > last["global_step"]

@@ -9,10 +9,10 @@ Both arms do the same work in this one process, with the same torch thread count
   images from the decoded-image cache, ``ImagePipeline`` with the random rot90/flip
   augmentations), ``num_workers=0``, shuffled training batches, the same ``drop_last``;
 * per epoch: a training pass, a validation pass (loss, accuracy, per-class and macro
-  precision/recall), a metrics row written to a CSV file and, when the validation loss
-  improves, ``best`` and ``last`` checkpoints (model + optimiser state) -- what
-  Lightning's ``ModelCheckpoint(save_top_k=1, save_last=True)`` writes -- and an
-  early-stopping check.
+  precision/recall), a metrics row written to a CSV file, a ``best`` checkpoint when the
+  validation loss improves and a ``last`` one every epoch (model + optimiser state) --
+  what the two ``ModelCheckpoint`` callbacks of ``conf/callbacks/default.yaml`` write --
+  and an early-stopping check.
 
 The plankflux arm is ``plankflux.train.run(cfg)`` on a config composed by Hydra as
 ``plankflux-train`` composes it (its defaults: CSV logger, checkpointing, early stopping,
@@ -209,19 +209,19 @@ def bare_arm(root: Path, cache: Path, out_dir: Path, args, epochs: int) -> dict:
         metrics_file.flush()
         val_phase += time.perf_counter() - t_val
         epochs_run += 1
-        # As Lightning's ModelCheckpoint(save_top_k=1, save_last=True) does: when the
-        # validation loss improves, write best and then last (model + optimiser state).
+        # As conf/callbacks/default.yaml's two ModelCheckpoints do: best when the
+        # validation loss improves, last after every epoch (model + optimiser state).
+        state = {
+            "epoch": epoch,
+            "state_dict": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+        }
         if row["val/loss"] < best:
             best, bad_epochs = row["val/loss"], 0
-            state = {
-                "epoch": epoch,
-                "state_dict": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-            }
             torch.save(state, ckpt_dir / "best.pt")
-            torch.save(state, ckpt_dir / "last.pt")
         else:
             bad_epochs += 1
+        torch.save(state, ckpt_dir / "last.pt")
         if bad_epochs >= PATIENCE:  # early stopping, as EarlyStopping(patience=10)
             break
     end = time.perf_counter()
