@@ -1,4 +1,5 @@
-"""``plankflux import {mpic,folders} SRC --out DIR``: turn source data into a campaign.
+"""``plankflux import {mpic,folders,cytoclus} SRC --out DIR``: turn source data into a
+campaign (Paper A) or a CytoSense pair data set (Paper B, ``cytoclus``).
 
 The source is only read; the campaign written to ``--out`` points at its images by
 absolute path. After writing, the campaign is validated (images decoded by
@@ -12,7 +13,10 @@ import argparse
 import sys
 import warnings
 
+from plankflux.commands.validate import PAIR_CHECKS
 from plankflux.data.campaign import CampaignError, validate_campaign
+from plankflux.data.cytosense import load_pairs, validate_pairs
+from plankflux.data.readers.cytoclus import read_cytoclus
 from plankflux.data.readers.class_folders import read_class_folders
 from plankflux.data.readers.common import ZOOSCAN_2400DPI_PIXEL_UM
 from plankflux.data.readers.mpic import read_mpic
@@ -21,7 +25,8 @@ from plankflux.data.readers.mpic import read_mpic
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "import",
-        help="import source data (mpic layout, class folders, labels CSVs) as a campaign",
+        help="import source data (mpic layout, class folders, labels CSVs) as a campaign, "
+        "or CytoClus exports as CytoSense pairs",
         description="Write particles.csv/samples.csv for data as it arrives; the source "
         "is never modified, moved or copied.",
     )
@@ -86,6 +91,32 @@ def add_parser(subparsers) -> None:
     )
 
 
+    cytoclus = formats.add_parser(
+        "cytoclus",
+        help="CytoClus exports (*_Pulses.csv, *_Listmode.csv, *_Info.txt, cropped images) "
+        "-> a CytoSense pair data set",
+        description="Convert every *_Pulses.csv export under SRC (',' or ';' with decimal "
+        "commas) into annotations.csv + images/ + profiles/ at --out; missing "
+        "fluorescence bands are zero-filled with a warning.",
+    )
+    cytoclus.add_argument("src", help="folder holding the exports (searched recursively)")
+    _add_common(cytoclus)
+    cytoclus.add_argument(
+        "--labels", metavar="F", help="CSV of particle_id,class (unlisted particles unlabelled)"
+    )
+    cytoclus.add_argument(
+        "--all-particles",
+        action="store_true",
+        help="also write particles without a cropped image (profile only)",
+    )
+    cytoclus.add_argument(
+        "--missing-channels",
+        choices=("zero", "error"),
+        default="zero",
+        help="a band the instrument did not record: zero-fill it (default) or stop",
+    )
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="campaign folder to write")
     parser.add_argument(
@@ -98,6 +129,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _read(args: argparse.Namespace):
+    if args.import_format == "cytoclus":
+        read_cytoclus(
+            args.src,
+            args.out,
+            labels=args.labels,
+            only_imaged=not args.all_particles,
+            missing_channels=args.missing_channels,
+        )
+        return args.out
     if args.import_format == "mpic":
         return read_mpic(args.src, args.out)
     return read_class_folders(
@@ -129,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{command}: error: {error}", file=sys.stderr)
         return 1
 
+    if args.import_format == "cytoclus":
+        return _report_pairs(command, out, args)
     campaign, problems = validate_campaign(out, check_images=args.images)
     if problems or campaign is None:
         for problem in problems:
@@ -138,4 +180,17 @@ def run(args: argparse.Namespace) -> int:
     missing_esd = int(campaign.particles["esd_um"].isna().sum())
     note = f"; {missing_esd} particles without esd_um (no carbon)" if missing_esd else ""
     print(f"imported {out}: {campaign.summary()}{note}")
+    return 0
+
+
+def _report_pairs(command: str, out, args: argparse.Namespace) -> int:
+    checks = PAIR_CHECKS[args.images]
+    problems = validate_pairs(out, checks, allow_missing_image=args.all_particles)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"{command}: wrote {out}, but it has {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    pairs = load_pairs(out, check_files="none", allow_missing_image=args.all_particles)
+    print(f"imported {out}: CytoSense pairs, {pairs.summary()}")
     return 0

@@ -218,3 +218,20 @@ def test_realdata_ulco_decimal_comma_export(tmp_path):
     assert all(np.isfinite(p).all() and (p[:, :2] >= 0).all() for p in profiles)
     assert all(10 < p[:, 0].max() < 1e5 for p in profiles)
     assert sorted(len(p) for p in profiles)[0] == 20
+
+
+@pytest.mark.realdata
+@needs_realdata
+def test_realdata_import_command_and_validate(tmp_path):
+    """What a user types: ``plankflux import cytoclus`` then ``plankflux validate``."""
+    from plankflux.cli import main
+
+    src = CYTO / "Cefas" / "mock"
+    out = tmp_path / "pairs"
+    assert main(["import", "cytoclus", str(src), "--out", str(out), "--all-particles"]) == 0
+    assert len(load_pairs(out, allow_missing_image=True)) == 817
+    assert main(["import", "cytoclus", str(src), "--out", str(out)]) == 1  # never overwrites
+    imaged = tmp_path / "imaged"
+    assert main(["import", "cytoclus", str(src), "--out", str(imaged)]) == 0
+    assert main(["validate", str(imaged)]) == 0
+    assert len(load_pairs(imaged)) == 4
