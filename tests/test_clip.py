@@ -117,9 +117,10 @@ def test_every_cytosense_data_config_builds_its_datamodule(data, name, roots, sp
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["experiment=clip_lab", f"data={data}"])
     datamodule = instantiate(cfg.data, _convert_="all")  # no file is read before setup
-    assert (datamodule.name, len(datamodule.roots), datamodule.hparams.split) == (name, roots, split)
+    hp = datamodule.hparams
+    assert (datamodule.name, len(datamodule.roots), hp.split) == (name, roots, split)
     if data.endswith("_paper"):
-        assert (datamodule.hparams.image_size, datamodule.hparams.batch_size) == (224, 512)
+        assert (hp.image_size, hp.batch_size) == (224, 512)
 
 
 def test_cross_domain_sweep_to_table_4(tmp_path):

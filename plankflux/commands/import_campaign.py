@@ -16,9 +16,9 @@ import warnings
 from plankflux.commands.validate import PAIR_CHECKS
 from plankflux.data.campaign import CampaignError, validate_campaign
 from plankflux.data.cytosense import load_pairs, validate_pairs
-from plankflux.data.readers.cytoclus import read_cytoclus
 from plankflux.data.readers.class_folders import read_class_folders
 from plankflux.data.readers.common import ZOOSCAN_2400DPI_PIXEL_UM
+from plankflux.data.readers.cytoclus import read_cytoclus
 from plankflux.data.readers.mpic import read_mpic
 
 
@@ -89,7 +89,6 @@ def add_parser(subparsers) -> None:
         metavar="NAME",
         help="source class (folder or label) whose images are imported unlabelled",
     )
-
 
     cytoclus = formats.add_parser(
         "cytoclus",

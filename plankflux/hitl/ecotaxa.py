@@ -267,9 +267,7 @@ def _read_export_text(tsv_path: Path) -> tuple[str, str]:
             ]
             if len(names) != 1:
                 found = _listing(names) if names else " none"
-                raise EcoTaxaError(
-                    f"{tsv_path} must hold exactly one .tsv file; found{found}"
-                )
+                raise EcoTaxaError(f"{tsv_path} must hold exactly one .tsv file; found{found}")
             raw = archive.read(names[0])
             where = f"{tsv_path}:{names[0]}"
     else:
@@ -368,12 +366,8 @@ def import_ecotaxa_verification(
     if stray:
         problems.append(f"object(s) in the export but not in {manifest_csv}:{_listing(stray)}")
 
-    export = export.assign(
-        status=export["object_annotation_status"].str.lower().map(_STATUS)
-    )
-    bad_status = sorted(
-        set(export.loc[export["status"].isna(), "object_annotation_status"])
-    )
+    export = export.assign(status=export["object_annotation_status"].str.lower().map(_STATUS))
+    bad_status = sorted(set(export.loc[export["status"].isna(), "object_annotation_status"]))
     if bad_status:
         problems.append(f"unknown object_annotation_status value(s):{_listing(bad_status)}")
 
@@ -381,8 +375,9 @@ def import_ecotaxa_verification(
     verdicts = export[["object_id", "status", "object_annotation_category"]].drop_duplicates()
     conflicting = sorted(set(verdicts.loc[verdicts["object_id"].duplicated(), "object_id"]))
     if conflicting:
-        problems.append(f"object(s) exported twice with different annotations:"
-                        f"{_listing(conflicting)}")
+        problems.append(
+            f"object(s) exported twice with different annotations:{_listing(conflicting)}"
+        )
 
     validated = verdicts[verdicts["status"] == "validated"]
     resolved: dict[str, str | None] = {
