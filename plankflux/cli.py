@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "plankflux.commands.import_campaign",
     "plankflux.commands.stats",
     "plankflux.commands.tables",
+    "plankflux.commands.knn",
     "plankflux.commands.flux",
     "plankflux.commands.hitl",
     "plankflux.commands.ecotaxa",

@@ -153,3 +153,35 @@ def test_cross_domain_sweep_to_table_4(tmp_path):
         row = table[table["domains"] == f"{train}→SEA"]
         assert row["I+P->I+P_mean"].item() == pytest.approx(100 * cell.mean())
         assert row["I+P->I+P_sd"].item() == pytest.approx(100 * cell.std(ddof=1))
+
+
+def test_knn_command_reproduces_the_in_domain_evaluation_and_runs_on_new_data(tmp_path):
+    """``plankflux knn`` on the checkpoint gives the training run's own in-domain numbers
+    (same embeddings, same galleries), and evaluates a data set it never saw."""
+    from plankflux.cli import main
+
+    env = {**os.environ, "WANDB_MODE": "offline", "PLANKFLUX_DATA_DIR": str(tmp_path / "data"),
+           "PLANKFLUX_LOG_DIR": str(tmp_path / "logs")}
+    result = subprocess.run([str(BIN / "plankflux-train"), "debug=clip_tiny",
+                             "trainer.max_epochs=1"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    (run,) = (tmp_path / "logs" / "clip" / "runs").iterdir()
+    lab = tmp_path / "data" / "synthetic_cytosense_lab_tiny_seed0"
+    out = tmp_path / "again"
+    assert main(["knn", str(run / "checkpoints" / "best.ckpt"), str(lab), "--out", str(out),
+                 "--name", "LAB", "--folds", "0", "--draws", "2"]) == 0
+    mine = pd.read_csv(out / "knn_results.csv")
+    theirs = pd.read_csv(run / "knn" / "LAB" / "knn_results.csv")
+    pd.testing.assert_frame_equal(mine, theirs, check_exact=False, rtol=1e-6)
+    description = json.loads((out / "evaluation.json").read_text())
+    assert (description["train_data"], description["eval_data"]) == ("LAB", "LAB")
+
+    sea = tmp_path / "SEA"
+    assert main(["synth", "cytosense", "--kind", "sea", "--scale", "tiny", "--out", str(sea)]) == 0
+    assert main(["knn", str(run / "checkpoints" / "best.ckpt"), str(sea),
+                 "--out", str(tmp_path / "sea_eval"), "--draws", "1", "--n", "1", "2"]) == 0
+    results = pd.read_csv(tmp_path / "sea_eval" / "knn_results.csv")
+    assert len(results) == 5 * 9 * 2 * 1 and results["accuracy"].between(0, 1).all()
+    assert json.loads((tmp_path / "sea_eval" / "evaluation.json").read_text())["eval_data"] == "SEA"
+    assert main(["knn", str(lab / "annotations.csv"), str(sea), "--out", str(tmp_path / "x")]) == 1

@@ -43,6 +43,9 @@ def test_tiny_dino_run_writes_checkpoints_metrics_and_an_image_only_knn_table(
     student, teacher = weights["student.head.last_v"], weights["teacher.head.last_v"]
     assert student.shape == (256, 32) and not torch.equal(student, teacher)
 
+    description = json.loads((run / "knn" / "LAB" / "evaluation.json").read_text())
+    assert (description["model"], description["loss"], description["profile_tower"]) == (
+        "dino", None, None)
     (summary_file,) = run.rglob("knn_summary.csv")
     summary = pd.read_csv(summary_file)
     assert set(summary["setup"]) == {"I->I"}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -158,6 +159,36 @@ def write_evaluation(
     with atomic_open(out_dir / EVALUATION_FILE) as handle:
         json.dump(dict(description), handle, indent=2, sort_keys=True)
     return out_dir
+
+
+def load_trained_system(checkpoint: str | os.PathLike, map_location="cpu"):
+    """A CLIP or DINO system from a ``plankflux-train`` checkpoint, in eval mode.
+
+    Returns ``(module, checkpoint dict)``; the dict keeps the training data's settings
+    (``datamodule_hyper_parameters``). The towers are rebuilt without their pretrained
+    weights (no download): the checkpoint holds the trained ones.
+    """
+    from plankflux.models.contrastive import ContrastiveModule
+    from plankflux.models.dino import DINOModule
+
+    try:
+        state = torch.load(checkpoint, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        # torch's own message suggests weights_only=False, which we never do.
+        raise ValueError(f"{checkpoint}: not a checkpoint written by plankflux-train") from err
+    hparams = state.get("hyper_parameters", {})
+    if "image_tower" not in hparams:
+        raise ValueError(f"{checkpoint}: not a checkpoint of a CLIP or DINO model")
+    system = ContrastiveModule if "profile_tower" in hparams else DINOModule
+    towers = {
+        key: {**hparams[key], "pretrained": False}
+        for key in ("image_tower", "profile_tower")
+        if key in hparams and "pretrained" in hparams[key]
+    }
+    module = system.load_from_checkpoint(
+        checkpoint, map_location=map_location, weights_only=True, **towers
+    )
+    return module.eval(), state
 
 
 def evaluate_datamodule(

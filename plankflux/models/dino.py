@@ -67,6 +67,8 @@ def teacher_temperature(epoch: int, start: float, end: float, warmup_epochs: int
 
 
 class DINOModule(LightningModule):
+    method_name = "dino"  # how evaluations and tables name this method
+
     def __init__(
         self,
         image_tower: Mapping,
