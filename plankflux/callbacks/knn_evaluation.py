@@ -2,9 +2,11 @@
 
 After ``trainer.test`` (rank 0 only) the callback evaluates the model
 (:mod:`plankflux.eval.gallery_evaluation`) in-domain — galleries from the training
-split, queries from the test split of the data it was trained on, when that data has
-labelled test rows — and on every cross-domain ``targets`` data set, all folds. Each
-evaluation goes to ``<out_dir>/knn/<data set name>/``.
+split, queries from the held-out test fold of the data it was trained on, when that
+data is split in folds (``split: fold``; pre-training data has no labelled fold) — and
+on every cross-domain ``targets`` data set, all folds. A target the model trained on
+(its folder is among the training roots, e.g. LAB for a LAB+UTO model) is skipped.
+Each evaluation goes to ``<out_dir>/knn/<data set name>/``.
 
 A target is a ``data`` config placed under ``targets`` (Hydra builds the DataModule)::
 
@@ -71,7 +73,7 @@ class KnnGalleryEvaluation(Callback):
         seed: int = 0,
         setups: Sequence[str] = SETUPS,
         targets: Mapping[str, Mapping] | None = None,
-        target_folds: Sequence[int] = (0, 1, 2, 3, 4),
+        target_folds: Sequence[int] | None = None,
     ):
         """
         Args:
@@ -79,13 +81,13 @@ class KnnGalleryEvaluation(Callback):
             n_values, draws, k, seed: the gallery protocol (DESIGN §5).
             setups: gallery->query setups (an image-only model keeps those it can do).
             targets: ``{name: CytoSenseDataModule or its kwargs}``: cross-domain data.
-            target_folds: the folds of each target to evaluate.
+            target_folds: the folds of each target to evaluate (default: all).
         """
         self.out_dir = Path(out_dir)
         self.protocol = dict(n_values=tuple(n_values), draws=draws, k=k, seed=seed)
         self.setups = tuple(setups)
         self.targets = dict(targets or {})
-        self.target_folds = tuple(target_folds)
+        self.target_folds = tuple(target_folds) if target_folds is not None else None
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -94,11 +96,16 @@ class KnnGalleryEvaluation(Callback):
         train_data = getattr(source, "name", None)
         if isinstance(source, CytoSenseDataModule) and source.hparams.split == "fold":
             self._evaluate(pl_module, source, None, train_data)
+        seen = {root.resolve() for root in getattr(source, "roots", ())}
         for name, spec in self.targets.items():
             target = target_datamodule(name, spec, source)
-            if target.name == train_data:  # evaluated in-domain above (or a UTO-like set)
+            if seen & {root.resolve() for root in target.roots}:
+                # Trained on (part of) it: not cross-domain. LAB's own held-out fold was
+                # evaluated above when LAB was trained on in fold mode.
+                log.info("k-NN target %s skipped: the model trained on it", target.name)
                 continue
-            self._evaluate(pl_module, target, self.target_folds, train_data)
+            folds = self.target_folds or range(target.hparams.n_folds)
+            self._evaluate(pl_module, target, folds, train_data)
 
     def _evaluate(self, pl_module, datamodule, folds, train_data) -> None:
         out = self.out_dir / "knn" / datamodule.name

@@ -78,8 +78,10 @@ def method_description(module: nn.Module) -> dict[str, str | None]:
         spec = hparams.get(key)
         return None if spec is None else str(spec["name"])
 
+    if not hasattr(module, "method_name"):
+        raise ValueError(f"{type(module).__name__} has no method_name (clip, dino, ...)")
     return {
-        "model": getattr(module, "method_name", type(module).__name__),
+        "model": module.method_name,
         "loss": hparams.get("loss"),
         "image_tower": tower("image_tower"),
         "profile_tower": tower("profile_tower"),
@@ -119,18 +121,19 @@ def evaluate_folds(
     return pd.concat(frames, ignore_index=True)[["fold", *RESULT_COLUMNS]]
 
 
+def _cell(row: pd.Series) -> str:
+    """``95.1 ± 0.4`` (%), or just the mean when there is no sd (one fold, one draw)."""
+    mean, sd = 100 * row["accuracy_mean"], 100 * row["accuracy_sd"]
+    return f"{mean:.1f} ± {sd:.1f}" if np.isfinite(sd) else f"{mean:.1f}"
+
+
 def markdown_table(summary: pd.DataFrame) -> str:
     """Accuracy ``mean ± sd`` in %, one row per setup, one column per n."""
     ns = sorted(summary["n_per_class"].unique())
     lines = ["| setup | " + " | ".join(f"n={n}" for n in ns) + " |", "|---" * (len(ns) + 1) + "|"]
     for setup in dict.fromkeys(summary["setup"]):
         rows = summary[summary["setup"] == setup].set_index("n_per_class")
-        cells = [
-            f"{100 * rows.at[n, 'accuracy_mean']:.1f} ± {100 * rows.at[n, 'accuracy_sd']:.1f}"
-            if n in rows.index
-            else "–"
-            for n in ns
-        ]
+        cells = [_cell(rows.loc[n]) if n in rows.index else "–" for n in ns]
         lines.append(f"| {setup} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -122,6 +122,7 @@ class DINOModule(LightningModule):
         self.student = nn.ModuleDict({"backbone": backbone, "head": head})
         # The teacher starts as the student; gradients never reach it.
         self.teacher = copy.deepcopy(self.student).requires_grad_(False)
+        self._teacher_step = 0  # the global_step of the last teacher update
         self.loss = DINOLoss(out_dim, student_temp, center_momentum)
 
     # ------------------------------------------------------------------ forward
@@ -226,6 +227,11 @@ class DINOModule(LightningModule):
                 p.grad = None
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        # One teacher update per optimiser step: with gradient accumulation most batches
+        # end without a step (global_step unchanged), and the teacher must not move then.
+        if self.global_step == self._teacher_step:
+            return
+        self._teacher_step = self.global_step
         # global_step has just counted the optimiser step; the step index is one less.
         m = teacher_momentum(self.global_step - 1, self._total_steps(), self.hparams.momentum)
         self.update_teacher(m)

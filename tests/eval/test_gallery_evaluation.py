@@ -89,3 +89,16 @@ def test_targets_inherit_the_training_data_sizes(tmp_path):
     own = target_datamodule("SEA", {"root": str(tmp_path / "sea"), "image_size": 64}, like)
     assert own.hparams.image_size == 64
     assert target_datamodule("SEA", like, None) is like  # already built by Hydra
+
+
+def test_markdown_cell_without_sd_shows_the_mean_only():
+    from plankflux.eval.gallery_evaluation import markdown_table
+
+    summary = pd.DataFrame({"setup": ["I->I", "I->I"], "n_per_class": [1, 2],
+                            "accuracy_mean": [0.5, 0.25], "accuracy_sd": [np.nan, 0.1]})
+    assert markdown_table(summary).splitlines()[2] == "| I->I | 50.0 | 25.0 ± 10.0 |"
+
+
+def test_a_module_without_method_name_is_refused():
+    with pytest.raises(ValueError, match="no method_name"):
+        method_description(nn.Linear(1, 1))

@@ -179,6 +179,19 @@ def test_one_step_moves_the_student_keeps_the_last_layer_and_averages_the_teache
     assert model.loss.center.abs().sum() > 0  # the centre moved off zero
 
 
+def test_gradient_accumulation_moves_the_teacher_once_per_optimiser_step():
+    model = _module()
+    updates = []
+    original = model.update_teacher
+    model.update_teacher = lambda m: (updates.append(m), original(m))
+    trainer = _trainer(max_epochs=1, accumulate_grad_batches=2)
+    trainer.fit(model, DataLoader(Batches(8), batch_size=2))  # 4 batches, 2 steps
+    assert trainer.global_step == 2 and len(updates) == 2
+    total = 2
+    assert updates[0] == pytest.approx(teacher_momentum(0, total, 0.996))
+    assert updates[1] == pytest.approx(teacher_momentum(1, total, 0.996))
+
+
 def test_eval_loss_and_predict_use_the_test_image():
     model = _module().eval()
     batch = _batch()
