@@ -185,3 +185,15 @@ def test_knn_command_reproduces_the_in_domain_evaluation_and_runs_on_new_data(tm
     assert len(results) == 5 * 9 * 2 * 1 and results["accuracy"].between(0, 1).all()
     assert json.loads((tmp_path / "sea_eval" / "evaluation.json").read_text())["eval_data"] == "SEA"
     assert main(["knn", str(lab / "annotations.csv"), str(sea), "--out", str(tmp_path / "x")]) == 1
+
+
+@pytest.mark.parametrize(("experiment", "debug"), [("clip_lab", "clip_tiny"),
+                                                   ("clip_cross_domain", "clip_tiny"),
+                                                   ("dino_lab", "dino_tiny")])
+def test_paper_experiments_load_with_workers_and_their_cpu_debug_runs_without(experiment, debug):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        paper = compose("train", overrides=[f"experiment={experiment}"])
+        tiny = compose("train", overrides=[f"experiment={experiment}", f"debug={debug}"])
+    assert (paper.data.num_workers, paper.data.pin_memory) == (8, True)
+    assert (tiny.data.num_workers, tiny.data.pin_memory) == (0, False)
+    assert tiny.trainer.accelerator == "cpu" and paper.trainer.accelerator != "cpu"

@@ -20,7 +20,7 @@ OUT=${OUT:-demo/paper_b_tables}
 TRAIN=.venv/bin/plankflux-train
 TARGETS=data@callbacks.knn_evaluation.targets
 CPU=(trainer=cpu "trainer.max_epochs=$EPOCHS" +trainer.enable_progress_bar=false
-     model.image_tower.pretrained=false data.fold=0)
+     model.image_tower.pretrained=false data.fold=0 data.num_workers=0 data.pin_memory=false)
 CROSS=("$TARGETS.LAB=synthetic_lab_demo" "$TARGETS.SEA=synthetic_sea_demo")
 parts=("${@:-table2 table4 table5 table6 tables}")
 
@@ -34,7 +34,7 @@ for part in ${parts[@]}; do
               encoder/image=efficientnet_b0 "${CROSS[@]}" "${CPU[@]}" ;;
     table6) $TRAIN -m experiment=dino_table6 data=synthetic_lab_demo "${CPU[@]}" \
               encoder/image=efficientnet_b0 data.multicrop.global_size=64 \
-              data.multicrop.local_size=28 data.batch_size=64 ;;
+              data.multicrop.local_size=28 data.batch_size=64 model.out_dim=4096 ;;
     tables) .venv/bin/plankflux tables clip "$PLANKFLUX_LOG_DIR" --out "$OUT" ;;
     *) echo "unknown part $part (table2 table4 table5 table6 tables)" >&2; exit 2 ;;
   esac
