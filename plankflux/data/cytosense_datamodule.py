@@ -171,7 +171,12 @@ class CytoSenseDataModule(LightningDataModule):
         self.roots = [Path(r) for r in roots]
         self.root = self.roots[0]
         self.name = name or "+".join(r.name for r in self.roots)
-        synth = synthesize if isinstance(synthesize, Sequence) else [synthesize] * len(roots)
+        if isinstance(synthesize, Sequence):
+            synth = list(synthesize)
+        elif synthesize is not None and len(roots) > 1:  # one kind for LAB and UTO: no
+            raise ValueError(f"synthesize: give one entry (or null) per root, {len(roots)}")
+        else:
+            synth = [synthesize]
         if len(synth) != len(roots):
             raise ValueError(f"synthesize: {len(synth)} entries for {len(roots)} roots")
         self._synthesize = list(synth)

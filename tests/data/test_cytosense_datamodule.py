@@ -139,6 +139,8 @@ def test_several_roots_train_together_with_one_class_list(tmp_path):
     assert item["image"].shape == (1, SMALL["image_size"], SMALL["image_size"])
     # Every fold of the labelled part stays available to cross-domain evaluation.
     assert len(dm.fold_rows(3)["test"]) > 0 and (dm.fold_rows(3)["test"] < 60).all()
+    with pytest.raises(ValueError, match="one entry .or null. per root, 2"):
+        CytoSenseDataModule([str(lab), str(uto)], synthesize={"kind": "lab"})
     with pytest.raises(ValueError, match="2 entries for 3 roots"):
         CytoSenseDataModule([str(lab), str(uto), str(lab)], synthesize=[None, None])
 
