@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from lightning import LightningDataModule
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from plankflux.data.cytosense import (
     ANNOTATIONS_FILE,
@@ -43,7 +43,7 @@ from plankflux.data.cytosense import (
     read_profile,
 )
 from plankflux.data.cytosense_transforms import SCALE_BAR_PX, PairTransform
-from plankflux.data.loading import generate_once, split_loader
+from plankflux.data.loading import SplitLoaders, generate_once
 from plankflux.data.multicrop import MultiCropTransform
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def pretrain_splits(n: int, val_fraction: float = 0.05, seed: int = 0) -> dict[s
     return {"train": np.sort(order[n_val:]), "val": np.sort(order[:n_val])}
 
 
-class CytoSenseDataModule(LightningDataModule):
+class CytoSenseDataModule(SplitLoaders, LightningDataModule):
     def __init__(
         self,
         root: str | Sequence[str],
@@ -252,26 +252,3 @@ class CytoSenseDataModule(LightningDataModule):
         frame = self._pairs().pairs.iloc[self.splits[name]].copy()
         frame["label"] = self._pairs().labels()[self.splits[name]]
         return frame
-
-    def _loader(self, name: str) -> DataLoader:
-        hp = self.hparams
-        return split_loader(
-            self._datasets[name],
-            name,
-            hp.batch_size,
-            hp.eval_batch_size,
-            hp.num_workers,
-            hp.pin_memory,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict")

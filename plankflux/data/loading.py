@@ -43,3 +43,33 @@ def split_loader(
         persistent_workers=num_workers > 0,
         drop_last=drop_last,
     )
+
+
+class SplitLoaders:
+    """The four DataLoader hooks of a LightningDataModule over ``self._datasets``
+    (``{"train": ..., "val": ..., "test": ..., "predict": ...}``, built in ``setup``),
+    with the ``batch_size``, ``eval_batch_size``, ``num_workers`` and ``pin_memory``
+    hyper-parameters. Mix in before ``LightningDataModule``."""
+
+    def _loader(self, split: str) -> DataLoader:
+        hp = self.hparams
+        return split_loader(
+            self._datasets[split],
+            split,
+            hp.batch_size,
+            hp.eval_batch_size,
+            hp.num_workers,
+            hp.pin_memory,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")

@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from lightning import LightningDataModule
-from torch.utils.data import DataLoader
 
 from plankflux.data.campaign import PARTICLES_FILE, Campaign, load_campaign
 from plankflux.data.image_cache import ensure_image_cache
-from plankflux.data.loading import generate_once, split_loader
+from plankflux.data.loading import SplitLoaders, generate_once
 from plankflux.data.splits import stratified_split
 from plankflux.data.transforms import RESIZE_MODES, ImagePipeline, resolve_normalization
 from plankflux.data.trap_dataset import ResizedImages, TrapImageDataset
@@ -37,7 +36,7 @@ from plankflux.data.trap_dataset import ResizedImages, TrapImageDataset
 log = logging.getLogger(__name__)
 
 
-class TrapDataModule(LightningDataModule):
+class TrapDataModule(SplitLoaders, LightningDataModule):
     def __init__(
         self,
         root: str,
@@ -242,27 +241,3 @@ class TrapDataModule(LightningDataModule):
     def split_frame(self, split: str) -> pd.DataFrame:
         """The particle rows of one split (after ``setup``)."""
         return self._campaign().particles.iloc[self.splits[split]]
-
-    # ----------------------------------------------------------- dataloaders
-    def _loader(self, split: str) -> DataLoader:
-        hp = self.hparams
-        return split_loader(
-            self._datasets[split],
-            split,
-            hp.batch_size,
-            hp.eval_batch_size,
-            hp.num_workers,
-            hp.pin_memory,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict")
