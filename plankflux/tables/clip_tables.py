@@ -64,11 +64,19 @@ def collect_knn_results(sweep: str | os.PathLike) -> pd.DataFrame:
     sweep = Path(sweep)
     if not sweep.is_dir():
         raise FileNotFoundError(f"sweep folder {sweep} does not exist")
-    frames = []
+    frames, seen = [], {}
     for path in sorted(sweep.glob(f"**/knn/*/{EVALUATION_FILE}")):
         if not (path.parent / RESULTS_FILE).is_file():
             log.warning("%s has no %s (unfinished?); left out", path.parent, RESULTS_FILE)
             continue
+        # The same experiment twice (same config and seed: CPU runs are bit-identical,
+        # e.g. LAB's in-domain fold of a cross-domain sweep and of the Table 2 sweep)
+        # counts once; pooling both would shrink the sd without new information.
+        content = (path.read_bytes(), (path.parent / RESULTS_FILE).read_bytes())
+        if content in seen:
+            log.info("%s repeats %s exactly; counted once", path.parent, seen[content])
+            continue
+        seen[content] = path.parent
         frames.append(_read_evaluation(path, sweep))
     if not frames:
         raise FileNotFoundError(

@@ -234,3 +234,16 @@ def test_cli_writes_chosen_tables(sweep, tmp_path, capsys):
     assert cli(["tables", "clip", str(tmp_path / "nowhere"), "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("plankflux tables clip: sweep folder ") and "nowhere" in err
+
+
+def test_an_exact_repeat_of_an_evaluation_counts_once(sweep):
+    import shutil
+
+    once = collect_knn_results(sweep)
+    repeat = sweep / "cross_domain_sweep" / "0" / "knn" / "LAB"
+    shutil.copytree(sweep / "lab_infonce" / "fold0" / "knn" / "LAB", repeat)
+    assert len(collect_knn_results(sweep)) == len(once)  # same config and seed: one run
+    changed = pd.read_csv(repeat / "knn_results.csv")
+    changed.loc[0, "accuracy"] += 0.01  # another seed: a run of its own
+    changed.to_csv(repeat / "knn_results.csv", index=False)
+    assert len(collect_knn_results(sweep)) == len(once) + len(changed)
