@@ -176,7 +176,7 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
         elif synthesize is not None and len(roots) > 1:  # one kind for LAB and UTO: no
             raise ValueError(f"synthesize: give one entry (or null) per root, {len(roots)}")
         else:
-            synth = [synthesize]
+            synth = [synthesize] * len(roots)
         if len(synth) != len(roots):
             raise ValueError(f"synthesize: {len(synth)} entries for {len(roots)} roots")
         self._synthesize = list(synth)
