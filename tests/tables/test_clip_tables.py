@@ -247,3 +247,26 @@ def test_an_exact_repeat_of_an_evaluation_counts_once(sweep):
     changed.loc[0, "accuracy"] += 0.01  # another seed: a run of its own
     changed.to_csv(repeat / "knn_results.csv", index=False)
     assert len(collect_knn_results(sweep)) == len(once) + len(changed)
+
+
+def test_the_paper_b_notebook_reads_these_tables(sweep, tmp_path, monkeypatch):
+    """notebooks/paper_b_tables.ipynb, its code cells run in order on the tables of the
+    hand-made sweep (plain Python: no Jupyter needed)."""
+    from pathlib import Path
+
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "paper_b_tables.ipynb"
+    cells = json.loads(notebook.read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    write_clip_tables(sweep, tmp_path / "tables")
+    monkeypatch.setenv("PLANKFLUX_TABLES", str(tmp_path / "tables"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    namespace: dict = {}
+    exec(compile(code, str(notebook), "exec"), namespace)
+    # I+P->I+P 85 % against the better single modality, I->I 80 %, in every run group
+    assert namespace["t2"]["gain_I+P"].round(6).tolist() == [5.0, 5.0, 5.0]
+    assert namespace["pairs"].loc[("efficientnet_b0", "cnn")].round(6).to_dict() == {
+        "InfoNCE": 80.0, "Sigmoid": 75.0}
+    assert len(namespace["fig"].axes) == 3  # LAB, LAB→SEA, LAB+UTO→SEA
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
