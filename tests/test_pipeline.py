@@ -120,3 +120,28 @@ def test_stopped_after_proposals_resumes_to_the_same_outputs(simulated):
     theirs = json.loads((reference / "summary.json").read_text())
     ours.pop("flux_dir"), theirs.pop("flux_dir")
     assert ours == theirs
+
+
+def test_the_paper_a_notebook_reads_the_workspace(simulated, monkeypatch):
+    """notebooks/paper_a_pipeline.ipynb, its code cells run in order as plain Python on
+    this run's workspace."""
+    tmp, campaign, _, _ = simulated
+    ws = tmp / "logs" / "pipeline" / "RR"
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "paper_a_pipeline.ipynb"
+    cells = json.loads(notebook.read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    monkeypatch.setenv("PLANKFLUX_WORKSPACE", str(ws))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    namespace: dict = {}
+    exec(compile(code, str(notebook), "exec"), namespace)
+    summary = json.loads((ws / "summary.json").read_text())
+    accuracy = namespace["accuracy"]
+    assert list(accuracy.index) == ["ood", "top1k", "verify", "minboost"]
+    assert accuracy.loc["verify", "mean"] == summary["accuracy"]["verify"]["mean"]
+    samples = pd.read_csv(campaign / "samples.csv")
+    rr = samples[samples["domain"] == "RR"]
+    assert sorted(namespace["per_sample"].index) == sorted(rr["sample_id"])
+    assert len(namespace["fig"].axes[0].patches) == 4 * len(rr)  # a bar per treatment
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
