@@ -57,6 +57,16 @@ def target_datamodule(
     ``data`` config placed under ``targets``), else built from the keyword arguments
     with the sizes of ``like`` unless given."""
     if isinstance(spec, CytoSenseDataModule):
+        sizes = ("image_size", "profile_length", "scale_bar_px")
+        differ = [k for k in sizes if like is not None and spec.hparams[k] != like.hparams[k]]
+        if differ:  # e.g. a 224-px real-data config as the target of a 64-px demo model
+            log.warning(
+                "k-NN target %s differs from the training data in %s: %s vs %s",
+                spec.name,
+                differ,
+                [spec.hparams[k] for k in differ],
+                [like.hparams[k] for k in differ],
+            )
         return spec
     inherited = {k: like.hparams[k] for k in INHERITED if like is not None and k in like.hparams}
     kwargs = {"name": name, **inherited, **{k: v for k, v in spec.items() if k != "_target_"}}

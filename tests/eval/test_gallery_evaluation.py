@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -79,7 +80,7 @@ def test_write_evaluation_writes_the_summary_and_description_last(tmp_path):
     assert np.array_equal(np.load(out / "embeddings.npz")["index"], _embeddings()["index"])
 
 
-def test_targets_inherit_the_training_data_sizes(tmp_path):
+def test_targets_inherit_the_training_data_sizes(tmp_path, caplog):
     like = CytoSenseDataModule(str(tmp_path / "lab"), image_size=32, image_pad_size=36,
                                profile_length=40, profile_pad_length=44, batch_size=7)
     target = target_datamodule("SEA", {"root": str(tmp_path / "sea"), "_target_": "ignored"}, like)
@@ -89,6 +90,10 @@ def test_targets_inherit_the_training_data_sizes(tmp_path):
     own = target_datamodule("SEA", {"root": str(tmp_path / "sea"), "image_size": 64}, like)
     assert own.hparams.image_size == 64
     assert target_datamodule("SEA", like, None) is like  # already built by Hydra
+    built = CytoSenseDataModule(str(tmp_path / "sea"), name="SEA", profile_length=40)
+    with caplog.at_level(logging.WARNING):
+        assert target_datamodule("SEA", built, like) is built
+    assert "SEA differs from the training data in ['image_size']: [224] vs [32]" in caplog.text
 
 
 def test_markdown_cell_without_sd_shows_the_mean_only():
