@@ -58,7 +58,7 @@ def small_campaign(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_campaign(tmp_path_factory) -> Path:
     """The synthetic ``tiny`` campaign, generated once per test session (read-only!)."""
-    from plankflux.data.synthetic.trap import generate_trap_campaign
+    from plankflux.synthetic.trap import generate_trap_campaign
 
     return generate_trap_campaign(tmp_path_factory.mktemp("synthetic") / "tiny", "tiny", seed=0)
 
@@ -66,7 +66,7 @@ def tiny_campaign(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_campaign(tmp_path_factory) -> Path:
     """The synthetic ``demo`` campaign (3,500 particles), generated once per session."""
-    from plankflux.data.synthetic.trap import generate_trap_campaign
+    from plankflux.synthetic.trap import generate_trap_campaign
 
     return generate_trap_campaign(tmp_path_factory.mktemp("synthetic") / "demo", "demo", seed=0)
 

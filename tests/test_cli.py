@@ -51,8 +51,12 @@ def test_validate_names_duplicated_row(tmp_path):
 
 def test_validate_recognises_a_cytosense_pair_data_set(tmp_path):
     root = tmp_path / "LAB"
-    assert _run("synth", "cytosense", "--kind", "lab", "--scale", "tiny",
-                "--out", str(root)).returncode == 0
+    assert (
+        _run(
+            "synth", "cytosense", "--kind", "lab", "--scale", "tiny", "--out", str(root)
+        ).returncode
+        == 0
+    )
     ok = _run("validate", str(root))
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip() == f"OK {root}: CytoSense pairs, 60 pairs (60 labelled), 6 classes"
@@ -63,7 +67,8 @@ def test_validate_recognises_a_cytosense_pair_data_set(tmp_path):
     result = _run("validate", str(root))
     assert result.returncode == 1
     assert f"line 9, column 'image': image file is missing: {root / pairs['image'].iloc[7]}" in (
-        result.stderr)
+        result.stderr
+    )
     assert pairs["profile"].iloc[4] in result.stderr
     assert result.stderr.strip().endswith(f"{root}: 2 problem(s)")
     # existence only: the broken profile is not parsed

@@ -16,13 +16,29 @@ BIN = Path(sys.executable).parent
 
 @pytest.mark.parametrize(("debug", "task"), [("clip_tiny", "clip"), ("dino_tiny", "dino")])
 def test_two_process_training_evaluates_once_on_rank_zero(tmp_path, debug, task):
-    env = {**os.environ, "WANDB_MODE": "offline", "PLANKFLUX_DATA_DIR": str(tmp_path / "data"),
-           "PLANKFLUX_LOG_DIR": str(tmp_path / "logs"), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "PLANKFLUX_DATA_DIR": str(tmp_path / "data"),
+        "PLANKFLUX_LOG_DIR": str(tmp_path / "logs"),
+        "OMP_NUM_THREADS": "1",
+    }
     # SyncBatchNorm (conf/trainer/ddp.yaml) needs GPUs: off for gloo on CPU.
     result = subprocess.run(
-        [str(BIN / "plankflux-train"), f"debug={debug}", "trainer=ddp", "trainer.accelerator=cpu",
-         "trainer.devices=2", "trainer.sync_batchnorm=false", "trainer.max_epochs=1"],
-        env=env, capture_output=True, text=True, timeout=600)
+        [
+            str(BIN / "plankflux-train"),
+            f"debug={debug}",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.sync_batchnorm=false",
+            "trainer.max_epochs=1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     (run,) = (tmp_path / "logs" / task / "runs").iterdir()
     metrics = json.loads((run / "metrics.json").read_text())

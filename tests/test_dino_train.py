@@ -11,7 +11,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from plankflux.train import CONFIG_DIR, main
+from plankflux.cli.hydra_tasks import train as main
+from plankflux.layout import CONFIG_DIR
 
 
 def test_tiny_dino_run_writes_checkpoints_metrics_and_an_image_only_knn_table(
@@ -45,7 +46,10 @@ def test_tiny_dino_run_writes_checkpoints_metrics_and_an_image_only_knn_table(
 
     description = json.loads((run / "knn" / "LAB" / "evaluation.json").read_text())
     assert (description["model"], description["loss"], description["profile_tower"]) == (
-        "dino", None, None)
+        "dino",
+        None,
+        None,
+    )
     (summary_file,) = run.rglob("knn_summary.csv")
     summary = pd.read_csv(summary_file)
     assert set(summary["setup"]) == {"I->I"}

@@ -14,7 +14,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from plankflux.data.trap_datamodule import TrapDataModule
+from plankflux.datamodules.trap import TrapDataModule
 from plankflux.models.classifier import ParticleClassifier
 
 OTHERS = ["FC", "FO", "JC", "SR"]

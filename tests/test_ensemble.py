@@ -159,7 +159,7 @@ def test_same_seed_same_weights_and_predictions(ensemble_run):
 
 
 def test_ensemble_metrics_tables(ensemble_run, tmp_path):
-    from plankflux.cli import main as cli
+    from plankflux.cli.main import main as cli
 
     _, run_dir = ensemble_run
     assert cli(["tables", "ensemble", str(run_dir), "--out", str(tmp_path)]) == 0

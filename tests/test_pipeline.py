@@ -15,31 +15,50 @@ import pandas as pd
 import pytest
 
 BIN = Path(sys.executable).parent
-TINY = ["experiment=pipeline_demo", "data=synthetic_tiny", "members=[0]",
-        "trainer.max_epochs=3", "proposals.k=10", "minboost.min_verified=5", "minboost.k=30"]
+TINY = [
+    "experiment=pipeline_demo",
+    "data=synthetic_tiny",
+    "members=[0]",
+    "trainer.max_epochs=3",
+    "proposals.k=10",
+    "minboost.min_verified=5",
+    "minboost.k=30",
+]
 
 
 def _env(tmp: Path) -> dict:
-    return {**os.environ, "WANDB_MODE": "offline", "PLANKFLUX_DATA_DIR": str(tmp / "data"),
-            "PLANKFLUX_LOG_DIR": str(tmp / "logs")}
+    return {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "PLANKFLUX_DATA_DIR": str(tmp / "data"),
+        "PLANKFLUX_LOG_DIR": str(tmp / "logs"),
+    }
 
 
 def _pipeline(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(BIN / "plankflux-pipeline"), *TINY, *args], env=_env(tmp),
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [str(BIN / "plankflux-pipeline"), *TINY, *args],
+        env=_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pipeline")
-    from plankflux.data.synthetic.trap import generate_trap_campaign
+    from plankflux.synthetic.trap import generate_trap_campaign
 
     campaign = generate_trap_campaign(tmp / "data" / "synthetic_trap_tiny_seed0", "tiny", 0)
     before = _digest(campaign)
@@ -50,11 +69,19 @@ def simulated(tmp_path_factory):
 def test_simulated_run_writes_every_stage(simulated):
     tmp, campaign, before, result = simulated
     ws = tmp / "logs" / "pipeline" / "RR"
-    for path in ("ood/member_0/checkpoints/best.ckpt", "ood/scores.parquet",
-                 "proposals/manifest.csv", "verified.csv", "minboost/manifest.csv",
-                 "minboost_verified.csv", "flux/flux_summary.csv", "flux/flux_by_sample.csv",
-                 "flux/fig5_human_vs_measured.png", "flux/fig8_flux_profiles.png",
-                 "summary.json"):
+    for path in (
+        "ood/member_0/checkpoints/best.ckpt",
+        "ood/scores.parquet",
+        "proposals/manifest.csv",
+        "verified.csv",
+        "minboost/manifest.csv",
+        "minboost_verified.csv",
+        "flux/flux_summary.csv",
+        "flux/flux_by_sample.csv",
+        "flux/fig5_human_vs_measured.png",
+        "flux/fig8_flux_profiles.png",
+        "summary.json",
+    ):
         assert (ws / path).is_file(), path
     summary = json.loads((ws / "summary.json").read_text())
     assert set(summary["accuracy"]) == {"ood", "top1k", "verify", "minboost"}
@@ -93,10 +120,17 @@ def test_human_expert_stops_and_resumes(simulated):
     assert "Verify the proposals in" in first.stdout
     assert not (ws / "verified.csv").exists() and (ws / "proposals" / "manifest.csv").exists()
     # The person confirms every proposal (changes nothing) and runs the printed command.
-    ingest = next(line.strip() for line in first.stdout.splitlines()
-                  if line.strip().startswith("plankflux ingest"))
-    subprocess.run([str(BIN / "plankflux"), *shlex.split(ingest)[1:]], check=True,
-                   env=_env(tmp), capture_output=True)
+    ingest = next(
+        line.strip()
+        for line in first.stdout.splitlines()
+        if line.strip().startswith("plankflux ingest")
+    )
+    subprocess.run(
+        [str(BIN / "plankflux"), *shlex.split(ingest)[1:]],
+        check=True,
+        env=_env(tmp),
+        capture_output=True,
+    )
     verified = pd.read_csv(ws / "verified.csv", keep_default_na=False)
     assert (verified["action"] == "confirmed").all()
     second = _pipeline(tmp, "expert=human", f"hydra.run.dir={ws}")

@@ -90,8 +90,13 @@ def test_last_checkpoint_is_the_last_epoch_and_a_crashed_run_resumes_from_it(tmp
     best = torch.load(checkpoints / "best.ckpt", weights_only=True, map_location="cpu")
     assert last["epoch"] == 2 and best["epoch"] < 2
     # Resume as after a crash: only the epochs not done yet are trained.
-    _train(tmp_path, *worst, "trainer.max_epochs=4", f"ckpt_path={checkpoints / 'last.ckpt'}",
-           "hydra.run.dir=" + str(tmp_path / "resumed"))
+    _train(
+        tmp_path,
+        *worst,
+        "trainer.max_epochs=4",
+        f"ckpt_path={checkpoints / 'last.ckpt'}",
+        "hydra.run.dir=" + str(tmp_path / "resumed"),
+    )
     metrics = pd.read_csv(tmp_path / "resumed" / "csv" / "metrics.csv")
     trained = metrics.dropna(subset=["val/loss"])  # (test rows come after the last epoch)
     assert sorted(trained["epoch"].unique()) == [3]

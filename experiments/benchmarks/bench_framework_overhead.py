@@ -14,7 +14,7 @@ Both arms do the same work in this one process, with the same torch thread count
   what the two ``ModelCheckpoint`` callbacks of ``conf/callbacks/default.yaml`` write --
   and an early-stopping check.
 
-The plankflux arm is ``plankflux.train.run(cfg)`` on a config composed by Hydra as
+The plankflux arm is ``plankflux.runs.train.run(cfg)`` on a config composed by Hydra as
 ``plankflux-train`` composes it (its defaults: CSV logger, checkpointing, early stopping,
 progress bar, ``log_every_n_steps``, plus ``--override``), with ``test=false``. Timed in
 both arms is the epoch loop: from the first training batch to the end of the last
@@ -58,14 +58,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.models import resnet18
 
-from plankflux.data.synthetic.trap import generate_trap_campaign
-from plankflux.data.trap_datamodule import TrapDataModule
+from plankflux.datamodules.trap import TrapDataModule
+from plankflux.layout import CONFIG_DIR
+from plankflux.synthetic.trap import generate_trap_campaign
 from plankflux.utils.atomic import atomic_open
 
 TRAIN_DOMAINS = ["FC", "FO", "JC", "SR"]
 TARGET_DOMAIN = "RR"
 PATIENCE = 10  # conf/callbacks/default.yaml early_stopping.patience
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 class FitTimer(L.Callback):
@@ -241,13 +241,13 @@ def bare_arm(root: Path, cache: Path, out_dir: Path, args, epochs: int) -> dict:
 
 # -------------------------------------------------------------------- plankflux arm
 def plankflux_arm(root: Path, cache: Path, out_dir: Path, args, epochs: int) -> dict:
-    """``plankflux.train.run`` on the config ``plankflux-train`` would compose."""
+    """``plankflux.runs.train.run`` on the config ``plankflux-train`` would compose."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from plankflux.train import run
+    from plankflux.runs.train import run
 
     overrides = [
         f"data=synthetic_{args.scale}",

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from plankflux.data.synthetic.trap import generate_trap_campaign
-from plankflux.data.trap_datamodule import TrapDataModule
+from plankflux.datamodules.trap import TrapDataModule
+from plankflux.synthetic.trap import generate_trap_campaign
 from plankflux.utils.atomic import atomic_open
 
 

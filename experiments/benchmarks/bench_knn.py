@@ -1,6 +1,6 @@
 """k-NN gallery grid (9 setups × 5 gallery sizes × 5 draws): batched torch vs scikit-learn.
 
-Both arms run the protocol of DESIGN §5 in one process on the same synthetic clustered
+Both arms run the protocol of docs/paper_b.md in one process on the same synthetic clustered
 embeddings (L2-normalised, 512-d, image and profile per sample, long-tailed gallery set
 so that some classes have fewer than 16 samples) and the same galleries
 (``plankflux.eval.knn.draw_galleries``):

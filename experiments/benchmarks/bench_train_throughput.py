@@ -24,9 +24,9 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from plankflux.data.synthetic.trap import generate_trap_campaign
-from plankflux.data.trap_datamodule import TrapDataModule
+from plankflux.datamodules.trap import TrapDataModule
 from plankflux.models.classifier import ParticleClassifier
+from plankflux.synthetic.trap import generate_trap_campaign
 from plankflux.utils.atomic import atomic_open
 
 

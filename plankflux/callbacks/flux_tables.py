@@ -14,10 +14,10 @@ from lightning import Callback, LightningModule, Trainer
 
 from plankflux.flux.predictions import PREDICTION_COLUMNS
 from plankflux.flux.tables import flux_tables, write_flux_tables
+from plankflux.layout import PREDICTIONS_FILE
 from plankflux.utils.rank_parts import write_merged_across_ranks
 
 log = logging.getLogger(__name__)
-PREDICTIONS_FILE = "predictions.csv"
 
 
 class FluxTables(Callback):
@@ -28,7 +28,7 @@ class FluxTables(Callback):
     ``trainer.datamodule.campaign.particles`` and columns ``trainer.datamodule.class_names``.
     Each member's label is the argmax. With ``keep_training_labels`` the particles of
     the datamodule's train and val splits that lie in the predicted domains keep their
-    verified label (DESIGN §4). Under DDP each rank writes its part of the predictions,
+    verified label (docs/paper_a.md). Under DDP each rank writes its part of the predictions,
     rank 0 merges them and writes the flux tables.
 
     Args:

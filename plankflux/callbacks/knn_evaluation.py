@@ -1,4 +1,4 @@
-"""k-NN gallery evaluation after testing (Paper B, DESIGN §5).
+"""k-NN gallery evaluation after testing (Paper B, docs/paper_b.md).
 
 After ``trainer.test`` (rank 0 only) the callback evaluates the model
 (:mod:`plankflux.eval.gallery_evaluation`) in-domain — galleries from the training
@@ -13,7 +13,7 @@ A target is a ``data`` config placed under ``targets`` (Hydra builds the DataMod
     defaults:
       - /data@callbacks.knn_evaluation.targets.SEA: synthetic_sea_demo
 
-or keyword arguments of :class:`~plankflux.data.cytosense_datamodule.CytoSenseDataModule`
+or keyword arguments of :class:`~plankflux.datamodules.cytosense.CytoSenseDataModule`
 (``{root: /data/SEA}``) whose preprocessing sizes, batch size and workers default to the
 training data's, so the target is seen as the model was trained to see it. Only its
 labelled pairs and the test-time pipeline are used.
@@ -28,51 +28,14 @@ from pathlib import Path
 
 from lightning import Callback, LightningModule, Trainer
 
-from plankflux.data.cytosense_datamodule import CytoSenseDataModule
+from plankflux.datamodules.cytosense import CytoSenseDataModule, target_datamodule
 from plankflux.eval.gallery_evaluation import evaluate_datamodule
 from plankflux.eval.knn import N_VALUES, SETUPS
 
 log = logging.getLogger(__name__)
 
+
 # What a target inherits from the training data unless it says otherwise.
-INHERITED = (
-    "image_size",
-    "image_pad_size",
-    "profile_length",
-    "profile_pad_length",
-    "scale_bar_px",
-    "batch_size",
-    "eval_batch_size",
-    "num_workers",
-    "pin_memory",
-    "n_folds",
-    "seed",
-)
-
-
-def target_datamodule(
-    name: str, spec: Mapping | CytoSenseDataModule, like: CytoSenseDataModule | None
-) -> CytoSenseDataModule:
-    """The DataModule of one target: ``spec`` itself when Hydra already built it (a
-    ``data`` config placed under ``targets``), else built from the keyword arguments
-    with the sizes of ``like`` unless given."""
-    if isinstance(spec, CytoSenseDataModule):
-        sizes = ("image_size", "profile_length", "scale_bar_px")
-        differ = [k for k in sizes if like is not None and spec.hparams[k] != like.hparams[k]]
-        if differ:  # e.g. a 224-px real-data config as the target of a 64-px demo model
-            log.warning(
-                "k-NN target %s differs from the training data in %s: %s vs %s",
-                spec.name,
-                differ,
-                [spec.hparams[k] for k in differ],
-                [like.hparams[k] for k in differ],
-            )
-        return spec
-    inherited = {k: like.hparams[k] for k in INHERITED if like is not None and k in like.hparams}
-    kwargs = {"name": name, **inherited, **{k: v for k, v in spec.items() if k != "_target_"}}
-    return CytoSenseDataModule(**kwargs)
-
-
 class KnnGalleryEvaluation(Callback):
     def __init__(
         self,
@@ -88,7 +51,7 @@ class KnnGalleryEvaluation(Callback):
         """
         Args:
             out_dir: the run folder; evaluations go to ``out_dir/knn/<name>/``.
-            n_values, draws, k, seed: the gallery protocol (DESIGN §5).
+            n_values, draws, k, seed: the gallery protocol (docs/paper_b.md).
             setups: gallery->query setups (an image-only model keeps those it can do).
             targets: ``{name: CytoSenseDataModule or its kwargs}``: cross-domain data.
             target_folds: the folds of each target to evaluate (default: all).

@@ -12,10 +12,9 @@ import torch
 from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from plankflux.layout import SCORES_FILE
 from plankflux.utils.atomic import atomic_open
 from plankflux.utils.rank_parts import write_merged_across_ranks
-
-SCORES_FILE = "scores.parquet"
 
 
 def scores_frame(particle_ids: np.ndarray, probs: np.ndarray, class_names) -> pd.DataFrame:

@@ -15,10 +15,8 @@ import pandas as pd
 import torch
 from lightning import Callback, LightningModule, Trainer
 
+from plankflux.layout import CLASS_COUNTS_FILE, TEST_PREDICTIONS_FILE
 from plankflux.utils.rank_parts import write_merged_across_ranks, write_table
-
-TEST_PREDICTIONS_FILE = "test_predictions.csv"
-CLASS_COUNTS_FILE = "class_counts.csv"
 
 
 class TestPredictionWriter(Callback):

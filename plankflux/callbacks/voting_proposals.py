@@ -1,4 +1,4 @@
-"""Writes the voting proposal folder at the end of ensemble prediction (DESIGN §4, step 3).
+"""Writes the voting proposal folder at the end of ensemble prediction (docs/paper_a.md, step 3).
 
 Thin: the work is in :mod:`plankflux.hitl`. The callback reads the score table that
 :class:`~plankflux.callbacks.prediction_writer.EnsembleScoreWriter` wrote (that writer
@@ -12,12 +12,11 @@ import logging
 import os
 from pathlib import Path
 
-import pandas as pd
 from lightning import Callback, LightningModule, Trainer
 
 from plankflux.callbacks.prediction_writer import SCORES_FILE, EnsembleScoreWriter
-from plankflux.hitl.proposals import write_proposal_folder
-from plankflux.hitl.voting import consensus, top_k_per_class
+from plankflux.hitl import steps
+from plankflux.layout import read_scores
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +63,12 @@ class VotingProposals(Callback):
         if trainer.global_rank != 0:
             return
         datamodule = trainer.datamodule
-        classes = list(datamodule.class_names)
-        scores = pd.read_parquet(self._scores_path(trainer))
-        proposals = top_k_per_class(consensus(scores, classes), self.k, classes)
-        write_proposal_folder(
-            proposals, datamodule.campaign, self.out_dir, link=self.link, classes=classes
+        proposals = steps.propose(
+            read_scores(self._scores_path(trainer)),
+            datamodule.campaign,
+            self.out_dir,
+            k=self.k,
+            link=self.link,
+            classes=list(datamodule.class_names),
         )
         log.info("voting proposals (%d images) in %s", len(proposals), self.out_dir)

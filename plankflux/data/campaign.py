@@ -1,4 +1,4 @@
-"""The trap campaign format (DESIGN §3.1): load, validate and write.
+"""The trap campaign format (docs/data_formats.md): load, validate and write.
 
 A campaign root holds ``particles.csv`` (one row per particle image),
 ``samples.csv`` (one row per gel-trap sample), the images, and optionally
@@ -24,53 +24,28 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from plankflux.data.classes import TRAP_CLASSES
+from plankflux.errors import Problem, ProblemsError
+from plankflux.layout import (
+    CLASSES_FILE,
+    OPTIONAL_PARTICLE_COLUMNS,
+    OPTIONAL_SAMPLE_COLUMNS,
+    PARTICLE_COLUMNS,
+    PARTICLES_FILE,
+    SAMPLE_COLUMNS,
+    SAMPLES_FILE,
+)
 from plankflux.utils.atomic import atomic_open, write_csv_atomic
-
-PARTICLES_FILE = "particles.csv"
-SAMPLES_FILE = "samples.csv"
-CLASSES_FILE = "classes.txt"
-
-PARTICLE_COLUMNS = ("particle_id", "image", "domain", "sample_id", "esd_um", "label")
-OPTIONAL_PARTICLE_COLUMNS = ("label_original", "ambiguous", "magnification")
-SAMPLE_COLUMNS = ("sample_id", "domain", "depth_m", "imaged_area_m2", "deployment_days")
-OPTIONAL_SAMPLE_COLUMNS = ("measured_flux_mmol_m2_d", "measured_flux_sd", "deployment", "date")
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
-_MAX_PROBLEMS_IN_MESSAGE = 25
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One defect in a campaign: where it is and what is wrong."""
-
-    file: str
-    message: str
-    line: int | None = None  # 1-based line in the CSV; 1 is the header
-    column: str | None = None
-    particle_id: str | None = None
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f" line {self.line}"
-        if self.particle_id:
-            where += f" (particle_id {self.particle_id!r})"
-        if self.column:
-            where += f", column {self.column!r}"
-        return f"{where}: {self.message}"
-
-
-class CampaignError(ValueError):
+class CampaignError(ProblemsError):
     """A campaign failed validation; ``problems`` lists every defect found."""
 
     def __init__(self, root: Path, problems: Sequence[Problem]):
         self.root = root
-        self.problems = list(problems)
-        shown = "\n  ".join(str(p) for p in self.problems[:_MAX_PROBLEMS_IN_MESSAGE])
-        more = len(self.problems) - _MAX_PROBLEMS_IN_MESSAGE
-        tail = f"\n  ... and {more} more (run `plankflux validate {root}`)" if more > 0 else ""
-        super().__init__(f"campaign {root} has {len(self.problems)} problem(s):\n  {shown}{tail}")
+        super().__init__(f"campaign {root}", problems, hint=f"run `plankflux validate {root}`")
 
 
 @dataclass

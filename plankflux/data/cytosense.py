@@ -1,4 +1,4 @@
-"""The CytoSense pair format of Paper B (DESIGN §3.3): load, validate and write.
+"""The CytoSense pair format of Paper B (docs/data_formats.md): load, validate and write.
 
 A dataset root holds ``annotations.csv`` with the columns ``image``, ``profile`` and
 ``class`` (paths relative to the root, ``class`` empty = unlabelled; further columns
@@ -26,28 +26,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plankflux.data.campaign import Problem, image_is_readable
+from plankflux.data.campaign import image_is_readable
+from plankflux.errors import Problem, ProblemsError
+from plankflux.layout import ANNOTATIONS_FILE, CLASSES_FILE, PAIR_COLUMNS
 from plankflux.utils.atomic import atomic_open, write_csv_atomic
 
-ANNOTATIONS_FILE = "annotations.csv"
-CLASSES_FILE = "classes.txt"
-PAIR_COLUMNS = ("image", "profile", "class")
 PROFILE_BANDS = ("fws", "sws", "fl_green", "fl_yellow", "fl_orange", "fl_red")
 N_BANDS = len(PROFILE_BANDS)
 CHECK_FILES = ("none", "exists", "parse")
-_MAX_SHOWN = 25
 
 
-class PairsError(ValueError):
+class PairsError(ProblemsError):
     """A pair data set failed validation; ``problems`` lists every defect found."""
 
     def __init__(self, root: Path, problems: Sequence[Problem]):
-        self.root, self.problems = root, list(problems)
-        shown = "\n  ".join(str(p) for p in self.problems[:_MAX_SHOWN])
-        more = len(self.problems) - _MAX_SHOWN
-        tail = f"\n  ... and {more} more" if more > 0 else ""
-        count = len(self.problems)
-        super().__init__(f"CytoSense pairs {root}: {count} problem(s):\n  {shown}{tail}")
+        self.root = root
+        super().__init__(f"CytoSense pairs {root}", problems)
 
 
 @dataclass
@@ -140,7 +134,7 @@ def read_profile(path: str | os.PathLike) -> np.ndarray:
     except (OSError, ValueError):
         pass
     problems = profile_problems(path) or [Problem(str(path), "profile cannot be parsed")]
-    raise ValueError("; ".join(str(p) for p in problems[:_MAX_SHOWN]))
+    raise PairsError(path.parent, problems)
 
 
 def write_profile(path: str | os.PathLike, profile: np.ndarray) -> None:

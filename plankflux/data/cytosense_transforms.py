@@ -1,4 +1,4 @@
-"""Image and profile pipelines of Paper B (DESIGN §5), and their joint flip.
+"""Image and profile pipelines of Paper B (docs/paper_b.md), and their joint flip.
 
 Image, raw greyscale (H, W) with a scale bar on top::
 
@@ -18,13 +18,13 @@ Profile, raw (L, 6) detector signal::
     with p=0.5; with p=0.25 set Binomial(6, 0.05) bands, clipped to 1..4, to 0 ->
     resample linearly to ``pad_length`` (236) and crop ``length`` (224) at random
     -> test: resample to ``length``. The augmentations act on the compressed values,
-    in the order DESIGN lists them, so a dropped band reads 0 (mid-range) and not −1
+    in the order docs/paper_b.md lists them, so a dropped band reads 0 (mid-range) and not −1
     (a silent detector) and the model can tell the two apart.
 
 Train pairs are flipped together with p=0.5: the image left-right and the profile
 in time, because the particle passes the beam along the image's horizontal axis.
 
-Size scalars (DESIGN §5: "image (H, W) of the raw image / 224, profile raw L / 224"):
+Size scalars (docs/paper_b.md: "image (H, W) of the raw image / 224, profile raw L / 224"):
 H and W are taken *after* removing the scale bar, i.e. the particle's crop, since
 the bar's fixed 25 px carry no size information; both divide by ``size_unit`` (224,
 not the configurable model input size, so tiny runs see the same scalars).

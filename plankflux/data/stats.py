@@ -1,4 +1,4 @@
-"""Per-channel image statistics for normalisation ("dataset statistics", DESIGN §4).
+"""Per-channel image statistics for normalisation ("dataset statistics", docs/paper_a.md).
 
 Mean and standard deviation are taken over *all pixels* of all images (each image
 weighted by its pixel count, which is the same for every image after resizing),

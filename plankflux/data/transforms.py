@@ -1,4 +1,4 @@
-"""Image pre-processing of Paper A (DESIGN §4): resizing, normalisation, augmentation.
+"""Image pre-processing of Paper A (docs/paper_a.md): resizing, normalisation, augmentation.
 
 The pipeline for one particle image is
 

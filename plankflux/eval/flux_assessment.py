@@ -1,4 +1,4 @@
-"""Assessment of model fluxes (Paper A, DESIGN §4 "Assessment"), as tables.
+"""Assessment of model fluxes (Paper A, docs/paper_a.md "Assessment"), as tables.
 
 * MAE (mmol C m⁻² d⁻¹) per treatment and member, over samples, against the measured
   bulk flux (``total`` only) and against the human-label flux (every class group and

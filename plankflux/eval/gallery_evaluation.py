@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -43,9 +42,9 @@ from plankflux.eval.knn import (
     parse_setup,
     summarise_knn,
 )
+from plankflux.layout import EVALUATION_FILE
 from plankflux.utils.atomic import atomic_open, atomic_path, write_csv_atomic
 
-EVALUATION_FILE = "evaluation.json"
 MODALITIES = ("image", "profile")
 
 
@@ -164,36 +163,6 @@ def write_evaluation(
     return out_dir
 
 
-def load_trained_system(checkpoint: str | os.PathLike, map_location="cpu"):
-    """A CLIP or DINO system from a ``plankflux-train`` checkpoint, in eval mode.
-
-    Returns ``(module, checkpoint dict)``; the dict keeps the training data's settings
-    (``datamodule_hyper_parameters``). The towers are rebuilt without their pretrained
-    weights (no download): the checkpoint holds the trained ones.
-    """
-    from plankflux.models.contrastive import ContrastiveModule
-    from plankflux.models.dino import DINOModule
-
-    try:
-        state = torch.load(checkpoint, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        # torch's own message suggests weights_only=False, which we never do.
-        raise ValueError(f"{checkpoint}: not a checkpoint written by plankflux-train") from err
-    hparams = state.get("hyper_parameters", {})
-    if "image_tower" not in hparams:
-        raise ValueError(f"{checkpoint}: not a checkpoint of a CLIP or DINO model")
-    system = ContrastiveModule if "profile_tower" in hparams else DINOModule
-    towers = {
-        key: {**hparams[key], "pretrained": False}
-        for key in ("image_tower", "profile_tower")
-        if key in hparams and "pretrained" in hparams[key]
-    }
-    module = system.load_from_checkpoint(
-        checkpoint, map_location=map_location, weights_only=True, **towers
-    )
-    return module.eval(), state
-
-
 def evaluate_datamodule(
     module: nn.Module,
     datamodule,
@@ -210,7 +179,7 @@ def evaluate_datamodule(
 
     Args:
         module: a trained system with ``predict_step`` returning embeddings.
-        datamodule: a :class:`~plankflux.data.cytosense_datamodule.CytoSenseDataModule`
+        datamodule: a :class:`~plankflux.datamodules.cytosense.CytoSenseDataModule`
             over labelled pairs.
         folds: ``None``: the datamodule's own split (gallery = its train rows, queries
             = its test rows: in-domain). A list: those folds of the data set's 5-fold

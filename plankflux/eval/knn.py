@@ -1,4 +1,4 @@
-"""k-NN gallery evaluation of image/profile embeddings (Paper B, DESIGN §5), in batched torch.
+"""k-NN gallery evaluation of image/profile embeddings (Paper B, docs/paper_b.md), in batched torch.
 
 Protocol:
 

@@ -4,7 +4,7 @@ Used by the ensemble evaluation, the pre-processing study tables (Figures S1–S
 and the flux assessment (precision/recall against original human labels in the
 original, grouped annotation scheme).
 
-Conventions (DESIGN.md §4), stated once here and in each function:
+Conventions (docs/paper_a.md), stated once here and in each function:
 
 * Per class, with TP the diagonal count, "predicted" the column sum and
   "support" the true count in *this* test set:

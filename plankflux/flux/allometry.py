@@ -1,4 +1,4 @@
-"""Carbon per particle from its class and ESD: Table 1 of Paper A (DESIGN §4), as data.
+"""Carbon per particle from its class and ESD: Table 1 of Paper A (docs/paper_a.md), as data.
 
 Each flux group has a *shape* and parameters ``A`` and ``B``; a particle's carbon is
 ``C = A · V^B`` mg with the volume ``V`` (µm³) computed from its equivalent

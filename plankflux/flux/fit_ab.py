@@ -1,4 +1,4 @@
-"""Fit the allometric A and B to measured bulk POC fluxes, as Paper A did (DESIGN §4).
+"""Fit the allometric A and B to measured bulk POC fluxes, as Paper A did (docs/paper_a.md).
 
 Model total flux of sample s (mmol C m⁻² d⁻¹), from labelled particles:
 
@@ -154,6 +154,10 @@ def fit_allometry(
         bounds=[(None, None), B_BOUNDS],
         options={"ftol": 1e-15, "gtol": 1e-12},
     )
+    # Tolerances this tight can end in an "ABNORMAL" line search once the objective is
+    # flat to machine precision (scipy >= 1.15 reports it as a failure): an optimum all
+    # the same when the projected gradient is within scipy's default tolerance.
+    converged = bool(result.success) or _projected_gradient_norm(result, B_BOUNDS) <= 1e-5
     a_fit, b_fit = float(np.exp(result.x[0])), float(result.x[1])
     fitted = table.with_params(
         **{g: (a_fit, b_fit if g == b_group else table.params(g)[2]) for g in shared_groups}
@@ -178,9 +182,19 @@ def fit_allometry(
         b_fit,
         float(a0),
         float(b0),
-        bool(result.success),
+        converged,
         str(result.message),
         float(result.fun),
         fitted,
         residuals,
     )
+
+
+def _projected_gradient_norm(result, b_bounds: tuple[float, float]) -> float:
+    """Max |gradient| over (log A, B), ignoring B's component where B sits on a bound
+    and the gradient pushes it outwards (L-BFGS-B's projected gradient)."""
+    grad = np.array(result.jac, dtype=np.float64)
+    b = result.x[1]
+    if (b <= b_bounds[0] and grad[1] > 0) or (b >= b_bounds[1] and grad[1] < 0):
+        grad[1] = 0.0
+    return float(np.max(np.abs(grad)))

@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from plankflux.data.campaign import Campaign, load_campaign
+from plankflux.layout import PREDICTION_COLUMNS
 
-PREDICTION_COLUMNS = ("particle_id", "treatment", "member", "label")
 HUMAN = "human"
 
 

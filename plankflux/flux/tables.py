@@ -1,4 +1,4 @@
-"""POC flux per trap sample, class group, treatment and ensemble member (DESIGN §4).
+"""POC flux per trap sample, class group, treatment and ensemble member (docs/paper_a.md).
 
 flux (mmol C m⁻² d⁻¹) = Σ particle carbon (mg) / 12.011 / (imaged_area_m2 · deployment_days)
 
@@ -42,13 +42,12 @@ from plankflux.flux.predictions import (
     human_predictions,
     with_fixed_labels,
 )
+from plankflux.layout import FLUX_BY_SAMPLE_FILE, FLUX_SUMMARY_FILE
 from plankflux.utils.atomic import write_csv_atomic
 
 MG_PER_MMOL_C = 12.011
 TOTAL = "total"
 Z95 = 1.959964
-FLUX_BY_SAMPLE_FILE = "flux_by_sample.csv"
-FLUX_SUMMARY_FILE = "flux_summary.csv"
 FLUX_BY_SAMPLE_COLUMNS = (
     "sample_id", "domain", "depth_m", "treatment", "member", "class_group",
     "flux_mmol_m2_d", "n_particles", "counting_sd_mmol_m2_d", "coverage",

@@ -35,13 +35,11 @@ import pandas as pd
 
 from plankflux.data.campaign import Campaign
 from plankflux.data.classes import TRAP_CLASSES
+from plankflux.errors import PlankfluxError
+from plankflux.layout import MANIFEST_COLUMNS, MANIFEST_FILE, VERIFIED_COLUMNS
 from plankflux.utils.atomic import atomic_path, write_csv_atomic
 
 TSV_NAME = "ecotaxa_plankflux.tsv"
-MANIFEST_FILE = "manifest.csv"
-MANIFEST_COLUMNS = ("particle_id", "image", "proposed_label", "score", "rank")
-VERIFIED_COLUMNS = ("particle_id", "label", "action")
-ACTIONS = ("confirmed", "relabelled", "rejected")
 
 #: Fixed timestamp for every zip member (the zip epoch), so exports are byte-identical.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -62,7 +60,7 @@ _STATUS = {
 }
 
 
-class EcoTaxaError(ValueError):
+class EcoTaxaError(PlankfluxError):
     """An EcoTaxa bundle or export cannot be used; the message lists every offender."""
 
 

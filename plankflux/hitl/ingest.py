@@ -1,4 +1,4 @@
-"""Verification ingest: read an expert's edits of a proposal folder (DESIGN §4, steps 4–5).
+"""Verification ingest: read an expert's edits of a proposal folder (docs/paper_a.md, steps 4–5).
 
 Each file listed in ``manifest.csv`` is looked up by its file name in the class
 folders:
@@ -31,27 +31,24 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from plankflux.hitl.proposals import MANIFEST_COLUMNS, MANIFEST_FILE, is_os_metadata
+from plankflux.errors import ProblemsError
+from plankflux.hitl.proposals import is_os_metadata
+from plankflux.layout import MANIFEST_COLUMNS, MANIFEST_FILE
 from plankflux.utils.atomic import write_csv_atomic
 
-VERIFIED_COLUMNS = ("particle_id", "label", "action")
-ACTIONS = ("confirmed", "relabelled", "rejected")
 MODES = ("verify", "minboost")
-_MAX_IN_MESSAGE = 50
 
 
-class VerificationError(ValueError):
+class VerificationError(ProblemsError):
     """An edited proposal folder cannot be ingested; ``problems`` lists every defect."""
 
     def __init__(self, proposal_dir: Path, problems: Sequence[str]):
         self.proposal_dir = proposal_dir
-        self.problems = list(problems)
-        shown = "\n  ".join(self.problems[:_MAX_IN_MESSAGE])
-        more = len(self.problems) - _MAX_IN_MESSAGE
-        tail = f"\n  ... and {more} more" if more > 0 else ""
         super().__init__(
-            f"cannot ingest proposal folder {proposal_dir}: {len(self.problems)} problem(s) "
-            f"(nothing was written):\n  {shown}{tail}"
+            f"cannot ingest proposal folder {proposal_dir}",
+            problems,
+            note=" (nothing was written)",
+            max_shown=50,
         )
 
 
@@ -169,12 +166,3 @@ def ingest_verification(
     ).reset_index(drop=True)
     write_csv_atomic(verified, out_path or default_verified_path(proposal_dir))
     return verified
-
-
-def read_verified(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a ``verified.csv`` (empty labels stay ``""``)."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    missing = [c for c in VERIFIED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}")
-    return frame

@@ -1,4 +1,4 @@
-"""Minboost: more candidates for the classes the verification left short (DESIGN §4, step 5).
+"""Minboost: more candidates for the classes the verification left short (docs/paper_a.md, step 5).
 
 For every class with fewer than ``min_verified`` verified images (``confirmed`` or
 ``relabelled`` with that label), the candidates are the particles that lie in *every*

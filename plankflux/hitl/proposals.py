@@ -1,4 +1,4 @@
-"""Proposal folders: the images an expert verifies by moving or deleting files (DESIGN §4).
+"""Proposal folders: the images an expert verifies by moving or deleting files (docs/paper_a.md).
 
 Layout of a proposal folder ``<dir>``::
 
@@ -34,12 +34,11 @@ from tqdm.auto import tqdm
 
 from plankflux.data.campaign import Campaign, load_campaign
 from plankflux.hitl.voting import PROPOSAL_COLUMNS
+from plankflux.layout import MANIFEST_FILE
 from plankflux.utils.atomic import atomic_open
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FILE = "manifest.csv"
-MANIFEST_COLUMNS = ("particle_id", "image", "proposed_label", "score", "rank")
 # Files an operating system drops into folders a person browses; never an error.
 OS_METADATA_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".localized"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")

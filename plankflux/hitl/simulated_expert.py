@@ -1,4 +1,4 @@
-"""A simulated expert that edits a proposal folder exactly as a person would (DESIGN §4).
+"""A simulated expert that edits a proposal folder exactly as a person would (docs/paper_a.md).
 
 Experiments run the same ingest path as a real verification: this module only moves
 files between class folders (``os.rename`` inside the proposal folder) and deletes
@@ -32,9 +32,9 @@ import pandas as pd
 from plankflux.data.campaign import load_campaign
 from plankflux.hitl.ingest import MODES, scan_proposal_folder
 from plankflux.hitl.proposals import is_os_metadata
+from plankflux.layout import TRUTH_FILE
 
 log = logging.getLogger(__name__)
-TRUTH_FILE = "synthetic_truth.csv"  # written by plankflux.data.synthetic.trap
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Ensemble voting on the per-member score table (DESIGN §4, step 3).
+"""Ensemble voting on the per-member score table (docs/paper_a.md, step 3).
 
 The score table is the one :class:`~plankflux.callbacks.prediction_writer.EnsembleScoreWriter`
 writes (``scores.parquet``): columns ``particle_id``, ``member`` (0..M-1), then one
@@ -18,19 +18,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from plankflux.layout import score_classes
+
 CONSENSUS_COLUMNS = ("particle_id", "label", "score")
 PROPOSAL_COLUMNS = ("particle_id", "proposed_label", "score", "rank")
-
-
-def score_classes(scores: pd.DataFrame, classes: Sequence[str] | None = None) -> list[str]:
-    """The class columns of ``scores``: ``classes`` (checked present) or all but the keys."""
-    if classes is None:
-        return [c for c in scores.columns if c not in ("particle_id", "member")]
-    classes = list(classes)
-    missing = [c for c in ("particle_id", "member", *classes) if c not in scores.columns]
-    if missing:
-        raise ValueError(f"score table lacks column(s) {missing}")
-    return classes
 
 
 def score_cube(

@@ -6,7 +6,7 @@ module owns the learnable log-temperature (and the SigLIP bias), clamps the
 temperature after every step, and follows open_clip in returning from ``forward`` a
 dict whose keys are the loss's arguments.
 
-Batches are dicts from :class:`~plankflux.data.cytosense_datamodule.CytoSenseDataModule`:
+Batches are dicts from :class:`~plankflux.datamodules.cytosense.CytoSenseDataModule`:
 ``image`` (B, 1, S, S), ``profile`` (B, 6, T), ``image_size`` (B, 2) and
 ``profile_length`` (B, 1) size scalars, ``label`` (B,), ``index`` (B,).
 """
@@ -56,7 +56,7 @@ class ContrastiveModule(LightningModule):
             loss: ``infonce`` or ``siglip``.
             init_temperature: CLIP's 0.07 for InfoNCE; SigLIP starts at 0.1 (scale 10).
             init_bias: SigLIP's learnable bias, initialised at -10 (unused by InfoNCE).
-            lr, momentum, weight_decay: SGD with Nesterov momentum (DESIGN §5).
+            lr, momentum, weight_decay: SGD with Nesterov momentum (docs/paper_b.md).
             warmup_epochs, warmup_start_factor, min_lr: linear warm-up from 1% of
                 ``lr`` over 5 epochs, then cosine to ``min_lr``.
             class_names: the labelled classes of the data (kept with the checkpoint for

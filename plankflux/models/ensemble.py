@@ -3,62 +3,18 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from lightning import LightningModule
 from torch import nn
 
-from plankflux.models.classifier import ParticleClassifier
-
-BEST_CHECKPOINT = "best.ckpt"
-# Hyper-parameters that must match between members, and between members and the data.
-DATA_SIGNATURE = ("class_names", "image_size", "resize_mode", "normalize")
-
-
-def find_member_checkpoints(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
-    """Member checkpoints from a run/multirun folder (every ``checkpoints/best.ckpt``
-    below it, in natural order of their folders) or from an explicit list of files."""
-    if isinstance(source, str | os.PathLike):
-        root = Path(source)
-        if root.is_file():
-            return [root]
-        found = sorted(
-            root.glob(f"**/checkpoints/{BEST_CHECKPOINT}"),
-            key=lambda p: [int(t) if t.isdigit() else t for t in p.parts],
-        )
-        if not found:
-            raise FileNotFoundError(f"no checkpoints/{BEST_CHECKPOINT} found under {root}")
-        return found
-    paths = [Path(p) for p in source]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"checkpoint(s) not found: {missing}")
-    if not paths:
-        raise ValueError("the list of member checkpoints is empty")
-    return paths
-
-
-def load_member(path: str | os.PathLike) -> ParticleClassifier:
-    """Load one member checkpoint safely (``weights_only=True``: no pickled code runs)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    hparams = dict(checkpoint["hyper_parameters"])
-    hparams.pop("weights", None)
-    with warnings.catch_warnings():  # random init is overwritten by the checkpoint at once
-        warnings.simplefilter("ignore", UserWarning)
-        member = ParticleClassifier(weights=None, **hparams)
-    member.load_state_dict(checkpoint["state_dict"])
-    member.checkpoint_path = str(path)
-    return member.eval()
-
-
-def data_signature(hparams) -> dict:
-    return {
-        key: (list(hparams[key]) if key == "class_names" else hparams[key])
-        for key in DATA_SIGNATURE
-    }
+from plankflux.models.checkpoints import (
+    DATA_SIGNATURE,
+    data_signature,
+    find_member_checkpoints,
+    load_member,
+)
 
 
 class EnsemblePredictor(LightningModule):

@@ -2,7 +2,7 @@
 
 Reads every member folder below a run or multirun folder (each with
 ``test_predictions.csv`` and ``class_counts.csv``) and writes, for the 14-class scheme
-and for the original (grouped) scheme of DESIGN §3.2:
+and for the original (grouped) scheme of docs/data_formats.md:
 
 * ``metrics_<scheme>_per_member.csv``: ``member, class, precision, recall, f1, support``
   (rows: classes, ``macro``, ``weighted``; weighted by the member's training counts);
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from plankflux.callbacks.test_predictions import CLASS_COUNTS_FILE, TEST_PREDICTIONS_FILE
 from plankflux.data.classes import ORIGINAL_CLASSES
 from plankflux.eval.metrics import (
     classification_report,
@@ -26,6 +25,7 @@ from plankflux.eval.metrics import (
     summarise_reports,
     to_original_scheme_labels,
 )
+from plankflux.layout import CLASS_COUNTS_FILE, TEST_PREDICTIONS_FILE
 from plankflux.utils.atomic import write_csv_atomic
 
 

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from plankflux.callbacks.test_predictions import CLASS_COUNTS_FILE, TEST_PREDICTIONS_FILE
 from plankflux.eval.metrics import classification_report, summarise_reports
+from plankflux.layout import CLASS_COUNTS_FILE, TEST_PREDICTIONS_FILE
 from plankflux.utils.atomic import atomic_open, atomic_path, write_csv_atomic
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plankflux.cli import main as cli
+from plankflux.cli.main import main as cli
 from plankflux.data.campaign import (
     CampaignError,
     load_campaign,

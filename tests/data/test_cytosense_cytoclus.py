@@ -224,7 +224,7 @@ def test_realdata_ulco_decimal_comma_export(tmp_path):
 @needs_realdata
 def test_realdata_import_command_and_validate(tmp_path):
     """What a user types: ``plankflux import cytoclus`` then ``plankflux validate``."""
-    from plankflux.cli import main
+    from plankflux.cli.main import main
 
     src = CYTO / "Cefas" / "mock"
     out = tmp_path / "pairs"

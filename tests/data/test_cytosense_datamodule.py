@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from plankflux.data.cytosense import load_pairs
-from plankflux.data.cytosense_datamodule import (
+from plankflux.datamodules.cytosense import (
     CytoSenseDataModule,
     fold_splits,
     pretrain_splits,
 )
-from plankflux.data.synthetic.cytosense import generate_cytosense
+from plankflux.synthetic.cytosense import generate_cytosense
 
 SMALL = dict(image_size=32, image_pad_size=36, profile_length=32, profile_pad_length=36)
 SIZES = {0: 100, 1: 40, 2: 20, 3: 7, 4: 3}
@@ -154,4 +154,4 @@ def test_combine_pairs_appends_new_classes_after_the_first_sets(tmp_path):
     both = combine_pairs([lab, sea])
     assert both.classes[: len(lab.classes)] == lab.classes
     assert set(both.classes) == set(lab.classes) | set(sea.classes)
-    assert [both.classes[i] for i in both.labels()[len(lab):]] == list(sea.pairs["class"])
+    assert [both.classes[i] for i in both.labels()[len(lab) :]] == list(sea.pairs["class"])

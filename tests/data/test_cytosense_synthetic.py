@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from plankflux.cli import main as cli
+from plankflux.cli.main import main as cli
 from plankflux.data.cytosense import load_pairs, read_profile, validate_pairs
-from plankflux.data.synthetic.cytosense import (
+from plankflux.synthetic.cytosense import (
     _SIZES,
     TRUTH_FILE,
     _plan,

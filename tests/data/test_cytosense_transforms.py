@@ -1,4 +1,4 @@
-"""Paper B pipelines (DESIGN §5): geometry, values by hand, ranges and the joint flip."""
+"""Paper B pipelines (docs/paper_b.md): geometry, values by hand, ranges and the joint flip."""
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import os
@@ -13,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from plankflux.commands import import_campaign
+from plankflux.cli.main import main
 from plankflux.data.campaign import CLASSES_FILE, validate_campaign
 from plankflux.data.readers.class_folders import read_class_folders
 from plankflux.data.readers.common import ReaderWarning, SourceError, natural_key
@@ -439,10 +438,7 @@ def test_labels_csv_errors_name_file_and_line(tmp_path):
 
 
 def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="plankflux")
-    import_campaign.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 def test_cli_import_mpic_and_folders(tmp_path, capsys):
@@ -514,7 +510,7 @@ def test_realdata_zooscan_labels_csvs_with_area(tmp_path):
 
 
 def test_cli_main_dispatches_import(tmp_path, capsys):
-    from plankflux.cli import main
+    from plankflux.cli.main import main
 
     src = make_mpic(tmp_path / "mpic")
     assert (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -10,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from plankflux.commands import stats as stats_command
+from plankflux.cli.main import main
 from plankflux.data.campaign import write_campaign
 from plankflux.data.image_cache import UnreadableImageError
 from plankflux.data.stats import compute_dataset_stats, stats_from_array
@@ -106,16 +105,7 @@ def _campaign(root):
 
 
 def _run(argv):
-    """``plankflux.cli.main`` when every command module exists, else this command alone."""
-    try:
-        from plankflux.cli import build_parser
-
-        parser = build_parser()
-    except ModuleNotFoundError:
-        parser = argparse.ArgumentParser(prog="plankflux")
-        stats_command.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 def test_cli_writes_json_for_both_modes(tmp_path, capsys):

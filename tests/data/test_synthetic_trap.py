@@ -12,7 +12,7 @@ from PIL import Image
 
 from plankflux.data.campaign import PARTICLES_FILE, SAMPLES_FILE, validate_campaign
 from plankflux.data.classes import DOMAINS, TRAP_CLASSES, to_original_scheme
-from plankflux.data.synthetic.trap import (
+from plankflux.synthetic.trap import (
     CLASS_PRIORS,
     SCALES,
     TRUTH_FILE,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from plankflux.data.classes import TRAP_CLASSES
-from plankflux.data.trap_datamodule import TrapDataModule
+from plankflux.datamodules.trap import TrapDataModule
 
 OTHERS = ["FC", "FO", "JC", "SR"]
 
@@ -135,8 +135,9 @@ def test_retraining_with_target_labels(tiny_campaign, tmp_path):
     ids = set(chosen["particle_id"])
     # 80/20 of the target labels, stratified; all OOD labelled particles train.
     assert len(ids & set(train["particle_id"])) == 16 and set(val["particle_id"]) <= ids
-    assert (val["particle_id"].isin(chosen.loc[chosen["label"] == "aggregate", "particle_id"])
-            ).sum() == 2
+    assert (
+        val["particle_id"].isin(chosen.loc[chosen["label"] == "aggregate", "particle_id"])
+    ).sum() == 2
     ood = particles[particles["domain"].isin(OTHERS) & (particles["label"] != "")]
     assert set(ood["particle_id"]) <= set(train["particle_id"])
     # test and predict never contain a particle trained or validated on.
@@ -144,8 +145,10 @@ def test_retraining_with_target_labels(tiny_campaign, tmp_path):
         assert not ids & set(dm.split_frame(split)["particle_id"])
     # The dataset carries the expert's labels, not the campaign's.
     dataset = dm._datasets["val"]
-    expected = [dm.class_names.index(chosen.set_index("particle_id").at[pid, "label"])
-                for pid in val["particle_id"]]
+    expected = [
+        dm.class_names.index(chosen.set_index("particle_id").at[pid, "label"])
+        for pid in val["particle_id"]
+    ]
     assert dataset.labels.tolist() == expected
 
 

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from torch import nn
 
-from plankflux.callbacks.knn_evaluation import target_datamodule
-from plankflux.data.cytosense_datamodule import CytoSenseDataModule
+from plankflux.datamodules.cytosense import CytoSenseDataModule, target_datamodule
 from plankflux.eval.gallery_evaluation import (
     evaluate_folds,
     method_description,
@@ -53,19 +52,28 @@ def test_image_only_models_keep_the_setups_they_can_do():
 def test_method_description_reads_the_systems_hyperparameters():
     class Clip(nn.Module):
         method_name = "clip"
-        hparams = {"loss": "siglip", "image_tower": {"name": "vit_tiny_patch16_224"},
-                   "profile_tower": {"name": "bilstm", "hidden": 128}}
+        hparams = {
+            "loss": "siglip",
+            "image_tower": {"name": "vit_tiny_patch16_224"},
+            "profile_tower": {"name": "bilstm", "hidden": 128},
+        }
 
     class Dino(nn.Module):
         method_name = "dino"
         hparams = {"image_tower": {"name": "efficientnet_b0"}}
 
-    assert method_description(Clip()) == {"model": "clip", "loss": "siglip",
-                                          "image_tower": "vit_tiny_patch16_224",
-                                          "profile_tower": "bilstm"}
-    assert method_description(Dino()) == {"model": "dino", "loss": None,
-                                          "image_tower": "efficientnet_b0",
-                                          "profile_tower": None}
+    assert method_description(Clip()) == {
+        "model": "clip",
+        "loss": "siglip",
+        "image_tower": "vit_tiny_patch16_224",
+        "profile_tower": "bilstm",
+    }
+    assert method_description(Dino()) == {
+        "model": "dino",
+        "loss": None,
+        "image_tower": "efficientnet_b0",
+        "profile_tower": None,
+    }
 
 
 def test_write_evaluation_writes_the_summary_and_description_last(tmp_path):
@@ -81,8 +89,14 @@ def test_write_evaluation_writes_the_summary_and_description_last(tmp_path):
 
 
 def test_targets_inherit_the_training_data_sizes(tmp_path, caplog):
-    like = CytoSenseDataModule(str(tmp_path / "lab"), image_size=32, image_pad_size=36,
-                               profile_length=40, profile_pad_length=44, batch_size=7)
+    like = CytoSenseDataModule(
+        str(tmp_path / "lab"),
+        image_size=32,
+        image_pad_size=36,
+        profile_length=40,
+        profile_pad_length=44,
+        batch_size=7,
+    )
     target = target_datamodule("SEA", {"root": str(tmp_path / "sea"), "_target_": "ignored"}, like)
     assert target.name == "SEA" and target.root == tmp_path / "sea"
     hp = target.hparams
@@ -99,8 +113,14 @@ def test_targets_inherit_the_training_data_sizes(tmp_path, caplog):
 def test_markdown_cell_without_sd_shows_the_mean_only():
     from plankflux.eval.gallery_evaluation import markdown_table
 
-    summary = pd.DataFrame({"setup": ["I->I", "I->I"], "n_per_class": [1, 2],
-                            "accuracy_mean": [0.5, 0.25], "accuracy_sd": [np.nan, 0.1]})
+    summary = pd.DataFrame(
+        {
+            "setup": ["I->I", "I->I"],
+            "n_per_class": [1, 2],
+            "accuracy_mean": [0.5, 0.25],
+            "accuracy_sd": [np.nan, 0.1],
+        }
+    )
     assert markdown_table(summary).splitlines()[2] == "| I->I | 50.0 | 25.0 ± 10.0 |"
 
 

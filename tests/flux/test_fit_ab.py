@@ -82,3 +82,18 @@ def test_samples_without_measured_flux_are_left_out_and_too_few_refused():
     samples.loc[0, "measured_flux_mmol_m2_d"] = 1.0
     with pytest.raises(ValueError, match=">= 2 samples"):
         fit_allometry((particles, samples))
+
+
+def test_projected_gradient_ignores_a_bound_that_holds_b():
+    """An L-BFGS-B stop counts as converged by the projected gradient: B's component is
+    dropped only where B sits on a bound and the gradient pushes it outwards."""
+    from types import SimpleNamespace
+
+    from plankflux.flux.fit_ab import _projected_gradient_norm
+
+    at_upper = SimpleNamespace(x=[0.0, 2.0], jac=[1e-7, -3.0])
+    assert _projected_gradient_norm(at_upper, (0.1, 2.0)) == 1e-7
+    inward = SimpleNamespace(x=[0.0, 2.0], jac=[1e-7, 3.0])
+    assert _projected_gradient_norm(inward, (0.1, 2.0)) == 3.0
+    inside = SimpleNamespace(x=[0.0, 1.0], jac=[-2e-6, 4e-6])
+    assert _projected_gradient_norm(inside, (0.1, 2.0)) == 4e-6

@@ -9,7 +9,7 @@ import torch
 from lightning import LightningModule, Trainer
 
 from plankflux.callbacks.flux_tables import PREDICTIONS_FILE, FluxTables
-from plankflux.data.trap_datamodule import TrapDataModule
+from plankflux.datamodules.trap import TrapDataModule
 from plankflux.flux import FLUX_BY_SAMPLE_COLUMNS, flux_by_sample
 from plankflux.models.classifier import ParticleClassifier
 

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plankflux.cli import main
+from plankflux.cli.main import main
 from plankflux.data.campaign import load_campaign
 from plankflux.data.classes import TRAP_CLASSES
-from plankflux.data.synthetic.trap import TRUTH_FILE
 from plankflux.eval.flux_assessment import FILES
 from plankflux.flux import FLUX_BY_SAMPLE_COLUMNS, FLUX_SUMMARY_COLUMNS
+from plankflux.synthetic.trap import TRUTH_FILE
 from plankflux.tables.flux_figures import FluxInputs, make_flux_figures
 
 FIGURES = ("fig5_human_vs_measured", "fig6_mae_by_treatment", "fig7_precision_recall",

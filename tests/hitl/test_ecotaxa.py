@@ -93,8 +93,13 @@ def proposal_dir(tmp_path, campaign):
         (folder / label).mkdir(parents=True, exist_ok=True)
         (folder / image).write_bytes((campaign.root / "images" / f"{pid}.png").read_bytes())
         rows.append(
-            {"particle_id": pid, "image": image, "proposed_label": label,
-             "score": score, "rank": rank}
+            {
+                "particle_id": pid,
+                "image": image,
+                "proposed_label": label,
+                "score": score,
+                "rank": rank,
+            }
         )
     pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
     return folder
@@ -118,16 +123,61 @@ def test_export_bundle_contents(tmp_path, campaign, proposal_dir):
     assert lines[0] == EXPECTED_HEADER
     assert lines[1] == EXPECTED_TYPES
     assert lines[2:] == [
-        ["RR1_0", "aggregate/RR1_0__RR1_0.png", "aggregate", "predicted",
-         "0.97", "1", "120.5", "RR", "RR1"],
-        ["RR1_1", "aggregate/RR1_1__RR1_1.png", "aggregate", "predicted",
-         "0.91", "2", "", "RR", "RR1"],
-        ["RR1_2", "long_pellet/RR1_2__RR1_2.png", "long_pellet", "predicted",
-         "0.88", "1", "80", "RR", "RR1"],
-        ["FC1_0", "long_pellet/FC1_0__FC1_0.png", "long_pellet", "predicted",
-         "0.75", "2", "150.25", "FC", "FC1"],
-        ["FC1_1", "swimmer/FC1_1__FC1_1.png", "swimmer", "predicted",
-         "0.6", "1", "99", "FC", "FC1"],
+        [
+            "RR1_0",
+            "aggregate/RR1_0__RR1_0.png",
+            "aggregate",
+            "predicted",
+            "0.97",
+            "1",
+            "120.5",
+            "RR",
+            "RR1",
+        ],
+        [
+            "RR1_1",
+            "aggregate/RR1_1__RR1_1.png",
+            "aggregate",
+            "predicted",
+            "0.91",
+            "2",
+            "",
+            "RR",
+            "RR1",
+        ],
+        [
+            "RR1_2",
+            "long_pellet/RR1_2__RR1_2.png",
+            "long_pellet",
+            "predicted",
+            "0.88",
+            "1",
+            "80",
+            "RR",
+            "RR1",
+        ],
+        [
+            "FC1_0",
+            "long_pellet/FC1_0__FC1_0.png",
+            "long_pellet",
+            "predicted",
+            "0.75",
+            "2",
+            "150.25",
+            "FC",
+            "FC1",
+        ],
+        [
+            "FC1_1",
+            "swimmer/FC1_1__FC1_1.png",
+            "swimmer",
+            "predicted",
+            "0.6",
+            "1",
+            "99",
+            "FC",
+            "FC1",
+        ],
     ]
     with zipfile.ZipFile(out) as bundle:
         names = bundle.namelist()
@@ -165,15 +215,24 @@ def test_export_options(tmp_path, campaign, proposal_dir):
     assert lines[0] == EXPECTED_HEADER[:-1]
     assert lines[1] == EXPECTED_TYPES[:-1]
     assert [row[2] for row in lines[2:]] == [
-        "detritus", "detritus", "long_pellet", "long_pellet", "swimmer"
+        "detritus",
+        "detritus",
+        "long_pellet",
+        "long_pellet",
+        "swimmer",
     ]
 
 
 def test_export_lists_every_problem_and_writes_nothing(tmp_path, campaign, proposal_dir):
     (proposal_dir / "aggregate" / "RR1_1__RR1_1.png").unlink()
     manifest = pd.read_csv(proposal_dir / "manifest.csv")
-    extra = {"particle_id": "ZZ_9", "image": "../escape.png", "proposed_label": "aggregate",
-             "score": 0.5, "rank": 3}
+    extra = {
+        "particle_id": "ZZ_9",
+        "image": "../escape.png",
+        "proposed_label": "aggregate",
+        "score": 0.5,
+        "rank": 3,
+    }
     manifest = pd.concat([manifest, pd.DataFrame([extra])])
     manifest.to_csv(proposal_dir / "manifest.csv", index=False)
     out = tmp_path / "bundle.zip"
@@ -186,7 +245,7 @@ def test_export_lists_every_problem_and_writes_nothing(tmp_path, campaign, propo
 
 
 def test_export_real_synthetic_campaign(tmp_path):
-    from plankflux.data.synthetic.trap import generate_trap_campaign
+    from plankflux.synthetic.trap import generate_trap_campaign
 
     root = generate_trap_campaign(tmp_path / "c", "tiny", 0)
     campaign = load_campaign(root)
@@ -197,8 +256,15 @@ def test_export_real_synthetic_campaign(tmp_path):
         image = f"aggregate/{row.particle_id}__{row.particle_id}.png"
         (folder / "aggregate").mkdir(parents=True, exist_ok=True)
         (folder / image).write_bytes(campaign.image_path(row.image).read_bytes())
-        rows.append({"particle_id": row.particle_id, "image": image,
-                     "proposed_label": "aggregate", "score": 1 - rank / 10, "rank": rank})
+        rows.append(
+            {
+                "particle_id": row.particle_id,
+                "image": image,
+                "proposed_label": "aggregate",
+                "score": 1 - rank / 10,
+                "rank": rank,
+            }
+        )
     pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
     out = export_ecotaxa_bundle(folder, campaign, tmp_path / "b.zip")
     lines = _tsv_lines(out)

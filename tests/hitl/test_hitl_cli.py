@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from hitl_helpers import checksums
 
-from plankflux.cli import main
+from plankflux.cli.main import main
 from plankflux.data.campaign import load_campaign
 from plankflux.data.classes import TRAP_CLASSES
 

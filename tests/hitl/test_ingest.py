@@ -14,9 +14,9 @@ from plankflux.hitl.ingest import (
     VerificationError,
     default_verified_path,
     ingest_verification,
-    read_verified,
 )
 from plankflux.hitl.proposals import write_proposal_folder
+from plankflux.layout import read_verified
 
 PROPOSALS = proposals(
     [

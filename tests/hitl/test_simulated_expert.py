@@ -12,12 +12,13 @@ from hitl_helpers import checksums
 
 from plankflux.data.campaign import load_campaign
 from plankflux.data.classes import TRAP_CLASSES
-from plankflux.data.synthetic.trap import generate_trap_campaign
-from plankflux.hitl.ingest import ingest_verification, read_verified
+from plankflux.hitl.ingest import ingest_verification
 from plankflux.hitl.minboost import minboost_candidates
 from plankflux.hitl.proposals import write_proposal_folder
 from plankflux.hitl.simulated_expert import ReviewEffort, simulate_expert, truth_from_campaign
 from plankflux.hitl.voting import consensus, top_k_per_class
+from plankflux.layout import read_verified
+from plankflux.synthetic.trap import generate_trap_campaign
 
 CLASSES = list(TRAP_CLASSES)
 

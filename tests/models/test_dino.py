@@ -10,10 +10,9 @@ import torch
 from lightning import Callback, Trainer
 from torch.utils.data import DataLoader, default_collate
 
-from plankflux.data.cytosense_datamodule import CytoSenseDataModule
 from plankflux.data.cytosense_transforms import PairTransform
 from plankflux.data.multicrop import MultiCropTransform
-from plankflux.data.synthetic.cytosense import generate_cytosense
+from plankflux.datamodules.cytosense import CytoSenseDataModule
 from plankflux.models.components.dino_head import DINOHead
 from plankflux.models.dino import (
     DINOModule,
@@ -21,6 +20,7 @@ from plankflux.models.dino import (
     teacher_momentum,
     teacher_temperature,
 )
+from plankflux.synthetic.cytosense import generate_cytosense
 
 TINY = dict(out_dim=32, hidden_dim=16, bottleneck_dim=8)
 

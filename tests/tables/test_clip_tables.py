@@ -14,7 +14,7 @@ import math
 import pandas as pd
 import pytest
 
-from plankflux.cli import main as cli
+from plankflux.cli.main import main as cli
 from plankflux.eval.knn import SETUPS
 from plankflux.tables.clip_tables import (
     collect_knn_results,
@@ -265,7 +265,9 @@ def test_the_paper_b_notebook_reads_these_tables(sweep, tmp_path, monkeypatch):
     # I+P->I+P 85 % against the better single modality, I->I 80 %, in every run group
     assert namespace["t2"]["gain_I+P"].round(6).tolist() == [5.0, 5.0, 5.0]
     assert namespace["pairs"].loc[("efficientnet_b0", "cnn")].round(6).to_dict() == {
-        "InfoNCE": 80.0, "Sigmoid": 75.0}
+        "InfoNCE": 80.0,
+        "Sigmoid": 75.0,
+    }
     assert len(namespace["fig"].axes) == 3  # LAB, LAB→SEA, LAB+UTO→SEA
     import matplotlib.pyplot as plt
 

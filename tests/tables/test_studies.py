@@ -9,19 +9,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from plankflux.cli import main as cli
+from plankflux.cli.main import main as cli
 from plankflux.data.classes import TRAP_CLASSES
 
 BIN = Path(sys.executable).parent
 
 
 def test_tune_lr_sweep_to_table(tmp_path):
-    env = {**os.environ, "WANDB_MODE": "offline", "PLANKFLUX_DATA_DIR": str(tmp_path / "data"),
-           "PLANKFLUX_LOG_DIR": str(tmp_path / "logs")}
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "PLANKFLUX_DATA_DIR": str(tmp_path / "data"),
+        "PLANKFLUX_LOG_DIR": str(tmp_path / "logs"),
+    }
     result = subprocess.run(
-        [str(BIN / "plankflux-train"), "-m", "experiment=tune_lr", "debug=tiny",
-         "trainer.max_epochs=1", "seed=0,1"],
-        env=env, capture_output=True, text=True, timeout=900,
+        [
+            str(BIN / "plankflux-train"),
+            "-m",
+            "experiment=tune_lr",
+            "debug=tiny",
+            "trainer.max_epochs=1",
+            "seed=0,1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "logs" / "tune_lr" / "multiruns").iterdir()

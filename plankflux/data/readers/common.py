@@ -15,29 +15,22 @@ import numpy as np
 import pandas as pd
 
 from plankflux.data.campaign import CLASSES_FILE, PARTICLES_FILE, SAMPLES_FILE
+from plankflux.errors import ProblemsError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
 ZOOSCAN_2400DPI_PIXEL_UM = 25400 / 2400  # 10.58 µm per pixel
-
-_MAX_LISTED = 25
 
 
 class ReaderWarning(UserWarning):
     """Something a user should know about an import that does not stop it."""
 
 
-class SourceError(ValueError):
+class SourceError(ProblemsError):
     """The source data cannot be imported; ``problems`` lists every defect found."""
 
     def __init__(self, source: str | os.PathLike, problems: Sequence[str]):
         self.source = str(source)
-        self.problems = list(problems)
-        shown = "\n  ".join(self.problems[:_MAX_LISTED])
-        more = len(self.problems) - _MAX_LISTED
-        tail = f"\n  ... and {more} more" if more > 0 else ""
-        super().__init__(
-            f"cannot import {self.source}: {len(self.problems)} problem(s):\n  {shown}{tail}"
-        )
+        super().__init__(f"cannot import {self.source}", problems)
 
 
 def listing(items: Sequence, limit: int = 10) -> str:

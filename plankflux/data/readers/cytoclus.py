@@ -1,4 +1,4 @@
-"""CytoClus exports -> the CytoSense pair layout (DESIGN §3.3).
+"""CytoClus exports -> the CytoSense pair layout (docs/data_formats.md).
 
 A CytoClus export of a set ``S`` (e.g. "All Imaged Particles") of measurement ``M``::
 

@@ -1,4 +1,4 @@
-"""Import the published layout of github amaralvin7/mpic (DESIGN §3.1) as a campaign.
+"""Import the published layout of github amaralvin7/mpic (docs/data_formats.md) as a campaign.
 
 Source layout::
 

@@ -1,4 +1,4 @@
-"""Optical-profile towers for cross-modal pre-training (Paper B, DESIGN §5).
+"""Optical-profile towers for cross-modal pre-training (Paper B, docs/paper_b.md).
 
 Input: profiles ``(B, 6, T)`` channels-first (forward scatter, sideward scatter,
 fluorescence green, yellow, orange, red along the particle), optionally with

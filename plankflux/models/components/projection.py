@@ -1,4 +1,4 @@
-"""Projection into the shared 512-d space, with the size scalars of DESIGN §5.
+"""Projection into the shared 512-d space, with the size scalars of docs/paper_b.md.
 
 The towers see resized inputs (images padded to 224, profiles resampled to 224), so the
 particle's raw size is lost; it comes back as scalars appended to the tower's features
