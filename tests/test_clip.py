@@ -19,6 +19,7 @@ from plankflux.layout import CONFIG_DIR
 BIN = Path(sys.executable).parent
 
 
+@pytest.mark.slow  # a subprocess
 def test_tiny_in_domain_experiment_writes_nine_setup_table(tmp_path):
     env = {
         **os.environ,
@@ -109,6 +110,7 @@ def test_every_tower_and_loss_config_composes(image, profile):
         ("synthetic_lab_uto_tiny", "LAB+UTO", ["SEA"]),
     ],  # Table 5: LAB+UTO→SEA (LAB is seen)
 )
+@pytest.mark.slow  # a subprocess
 def test_cross_domain_experiment_evaluates_every_fold_of_each_target(
     tmp_path, data, train_name, evaluated
 ):
@@ -182,6 +184,7 @@ def test_every_cytosense_data_config_builds_its_datamodule(data, name, roots, sp
         assert (hp.image_size, hp.batch_size) == (224, 512)
 
 
+@pytest.mark.slow  # a subprocess
 def test_cross_domain_sweep_to_table_4(tmp_path):
     """The Table 4 recipe end to end: a real Hydra multirun over the pre-training data
     (LAB, UTO), each model evaluated on the data sets it did not train on, then
@@ -244,6 +247,7 @@ def test_cross_domain_sweep_to_table_4(tmp_path):
         assert row["I+P->I+P_sd"].item() == pytest.approx(100 * cell.std(ddof=1))
 
 
+@pytest.mark.slow  # a subprocess
 def test_knn_command_reproduces_the_in_domain_evaluation_and_runs_on_new_data(tmp_path):
     """``plankflux knn`` on the checkpoint gives the training run's own in-domain numbers
     (same embeddings, same galleries), and evaluates a data set it never saw."""

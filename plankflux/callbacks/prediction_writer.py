@@ -12,9 +12,9 @@ import torch
 from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from plankflux.layout import SCORES_FILE
+from plankflux.layout import SCORES_FILE, SCORES_INFO_FILE
 from plankflux.utils.atomic import atomic_open
-from plankflux.utils.rank_parts import write_merged_across_ranks
+from plankflux.utils.rank_parts import write_merged_across_ranks, write_table
 
 
 def scores_frame(particle_ids: np.ndarray, probs: np.ndarray, class_names) -> pd.DataFrame:
@@ -23,8 +23,8 @@ def scores_frame(particle_ids: np.ndarray, probs: np.ndarray, class_names) -> pd
     Columns: ``particle_id``, ``member`` (0..M-1), then one float32 score column per
     class, in class order; rows member-major, particles in the given order.
     """
-    n_members, n, _ = probs.shape
-    frame = pd.DataFrame(probs.reshape(n_members * n, -1), columns=list(class_names))
+    n_members, n, n_classes = probs.shape
+    frame = pd.DataFrame(probs.reshape(n_members * n, n_classes), columns=list(class_names))
     frame.insert(0, "member", np.repeat(np.arange(n_members), n))
     frame.insert(0, "particle_id", np.tile(particle_ids, n_members))
     return frame
@@ -59,11 +59,26 @@ class EnsembleScoreWriter(BasePredictionWriter):
         frame.insert(0, "_row", np.tile(rows, probs.shape[0]))
         path = self.out_dir / SCORES_FILE
         if write_merged_across_ranks(trainer, frame, path, keys=("member", "_row"), drop=("_row",)):
-            meta = {
-                "classes": list(datamodule.class_names),
-                "members": getattr(pl_module, "checkpoint_paths", None),
-                "campaign": str(datamodule.root),
-                "domain": datamodule.target_domain,
-            }
-            with atomic_open(self.out_dir / "scores.json") as handle:
-                json.dump(meta, handle, indent=2)
+            self._write_info(datamodule, pl_module)
+
+    def write_empty(self, datamodule, pl_module: LightningModule) -> None:
+        """An empty score table (no particle left to predict: Lightning then runs no
+        prediction loop at all), so the stages that read it see zero rows, not no file."""
+        members = len(getattr(pl_module, "members", ())) or 1
+        frame = scores_frame(
+            np.array([], dtype=object),
+            np.zeros((members, 0, len(datamodule.class_names))),
+            datamodule.class_names,
+        )
+        write_table(frame, self.out_dir / SCORES_FILE)
+        self._write_info(datamodule, pl_module)
+
+    def _write_info(self, datamodule, pl_module: LightningModule) -> None:
+        meta = {
+            "classes": list(datamodule.class_names),
+            "members": getattr(pl_module, "checkpoint_paths", None),
+            "campaign": str(datamodule.root),
+            "domain": datamodule.target_domain,
+        }
+        with atomic_open(self.out_dir / SCORES_INFO_FILE) as handle:
+            json.dump(meta, handle, indent=2)

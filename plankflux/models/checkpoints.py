@@ -50,14 +50,17 @@ def find_member_checkpoints(source: str | os.PathLike | Sequence[str | os.PathLi
             key=lambda p: [int(t) if t.isdigit() else t for t in p.parts],
         )
         if not found:
-            raise FileNotFoundError(f"no checkpoints/{BEST_CHECKPOINT} found under {root}")
+            raise PlankfluxError(
+                f"no {CHECKPOINT_DIR}/{BEST_CHECKPOINT} found under {root}: give a run or "
+                "multirun folder of plankflux train, or checkpoint files"
+            )
         return found
     paths = [Path(p) for p in source]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"checkpoint(s) not found: {missing}")
+        raise PlankfluxError(f"checkpoint(s) not found: {missing}")
     if not paths:
-        raise ValueError("the list of member checkpoints is empty")
+        raise PlankfluxError("the list of member checkpoints is empty")
     return paths
 
 

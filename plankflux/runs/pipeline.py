@@ -40,7 +40,13 @@ from plankflux.data.campaign import Campaign, load_campaign
 from plankflux.eval.flux_assessment import FILES
 from plankflux.flux.predictions import predictions_from_scores
 from plankflux.hitl import steps
-from plankflux.layout import PARTICLES_FILE, SCORES_FILE, Workspace, read_verified
+from plankflux.layout import (
+    PARTICLES_FILE,
+    PREDICTION_COLUMNS,
+    SCORES_FILE,
+    Workspace,
+    read_verified,
+)
 from plankflux.runs import predict, train
 from plankflux.tables.flux_figures import FluxInputs, make_flux_figures
 from plankflux.utils.atomic import atomic_open
@@ -182,20 +188,23 @@ def run_pipeline(
         "members": list(settings.members),
         "review_effort": effort,
         "held_out_particles": len(held_out),
-        "accuracy": {
-            t: {
-                "mean": float(np.mean(a)),
-                "sd": float(np.std(a, ddof=1)) if len(a) > 1 else None,
-                "per_member": a,
-            }
-            for t, a in accuracy.items()
-        },
+        "accuracy": {t: _mean_sd(a) for t, a in accuracy.items()},
     }
-    summary.update(flux_stage(ws, campaign, treatment_scores, labels))
+    summary.update(flux_stage(ws, campaign, treatment_scores, labels, settings.members))
     with atomic_open(ws.summary) as handle:
         json.dump(summary, handle, indent=2)
     print(format_summary(summary))
     return summary
+
+
+def _mean_sd(per_member: list[float]) -> dict:
+    """Mean and sd (ddof=1) over members; ``None`` where there is nothing to average
+    (no held-out particle: e.g. a tiny target that a treatment trained on entirely)."""
+    return {
+        "mean": float(np.mean(per_member)) if per_member else None,
+        "sd": float(np.std(per_member, ddof=1)) if len(per_member) > 1 else None,
+        "per_member": per_member,
+    }
 
 
 def _fit_once(fit_and_score: FitAndScore, out_dir: Path, labels: Path | None) -> Path:
@@ -206,20 +215,15 @@ def _fit_once(fit_and_score: FitAndScore, out_dir: Path, labels: Path | None) ->
     return fit_and_score(out_dir, labels)
 
 
-def flux_stage(ws: Workspace, campaign: Campaign, treatment_scores: dict, labels: dict) -> dict:
+def flux_stage(
+    ws: Workspace, campaign: Campaign, treatment_scores: dict, labels: dict, members: Sequence[int]
+) -> dict:
     """Flux tables, assessment and Figures 5–8 of every treatment into ``ws/flux``.
 
     Each member's prediction stands for the particles a treatment did not train on;
     the particles it trained on keep their (verified or proposed) training label.
     """
     classes = list(campaign.classes)
-    predictions = pd.concat(
-        [
-            predictions_from_scores(pd.read_parquet(path), t, classes)
-            for t, path in treatment_scores.items()
-        ],
-        ignore_index=True,
-    )
     fixed = pd.concat(
         [
             pd.read_csv(labels[t], dtype=str, keep_default_na=False).assign(treatment=t)
@@ -228,6 +232,15 @@ def flux_stage(ws: Workspace, campaign: Campaign, treatment_scores: dict, labels
         ],
         ignore_index=True,
     )
+    predictions = []
+    for treatment, path in treatment_scores.items():
+        predicted = predictions_from_scores(pd.read_parquet(path), treatment, classes)
+        if predicted.empty:  # it trained on every target particle: its labels stand for all
+            own = fixed[fixed["treatment"] == treatment]
+            every_member = pd.DataFrame({"member": range(len(members))})
+            predicted = own.merge(every_member, how="cross")[list(PREDICTION_COLUMNS)]
+        predictions.append(predicted)
+    predictions = pd.concat(predictions, ignore_index=True)
     out = ws.flux
     make_flux_figures(FluxInputs(campaign, predictions, None, fixed), out)
     mae = pd.read_csv(out / FILES["mae"], keep_default_na=False, na_values=[""])
@@ -253,7 +266,8 @@ def format_summary(summary: dict) -> str:
         sd = f" ± {acc['sd']:.3f}" if acc["sd"] is not None else ""
         mae = summary.get("flux_mae_vs_measured", {}).get(treatment)
         flux = f"; flux MAE vs measured {mae:.2f} mmol C m-2 d-1" if mae is not None else ""
-        lines.append(f"    {treatment:9s} {acc['mean']:.3f}{sd}{flux}")
+        mean = f"{acc['mean']:.3f}" if acc["mean"] is not None else "n/a"
+        lines.append(f"    {treatment:9s} {mean}{sd}{flux}")
     human = summary.get("flux_mae_vs_measured", {}).get("human")
     if human is not None:
         lines.append(f"  human-label flux MAE vs measured: {human:.2f} mmol C m-2 d-1")

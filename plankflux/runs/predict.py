@@ -14,6 +14,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from plankflux.layout import SCORES_FILE
 from plankflux.models.ensemble import EnsemblePredictor
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,9 @@ def run(cfg: DictConfig) -> Path:
         callbacks.append(hydra.utils.instantiate(cfg.flux_tables))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=False)
     trainer.predict(model, datamodule=datamodule, return_predictions=True)
-    out = Path(writer.out_dir) / "scores.parquet"
+    out = Path(writer.out_dir) / SCORES_FILE
+    if trainer.is_global_zero and not len(datamodule.splits["predict"]):
+        writer.write_empty(datamodule, model)  # e.g. every target particle trained on
     if trainer.is_global_zero:
         print(
             f"plankflux-predict: {len(model.members)} member(s) scored "

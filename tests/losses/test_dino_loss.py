@@ -164,6 +164,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # a subprocess
 def test_two_ranks_share_one_centre():
     # A subprocess of its own: process-group inits in one pytest process collide.
     result = subprocess.run(

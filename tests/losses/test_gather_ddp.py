@@ -122,6 +122,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.parametrize("loss_name", ["infonce", "siglip"])
+@pytest.mark.slow  # a subprocess
 def test_two_rank_gather_equals_single_process(loss_name):
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), loss_name],

@@ -161,7 +161,7 @@ def test_the_paper_a_notebook_reads_the_workspace(simulated, monkeypatch):
     this run's workspace."""
     tmp, campaign, _, _ = simulated
     ws = tmp / "logs" / "pipeline" / "RR"
-    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "paper_a_pipeline.ipynb"
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "paper_a_pipeline.ipynb"
     cells = json.loads(notebook.read_text())["cells"]
     code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     monkeypatch.setenv("PLANKFLUX_WORKSPACE", str(ws))

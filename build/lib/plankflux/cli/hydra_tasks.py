@@ -1,0 +1,66 @@
+"""The three runs that train or predict, configured by Hydra (``plankflux/conf``).
+
+``plankflux train|predict|pipeline ARGS`` hand ``ARGS`` to Hydra unchanged, so
+overrides, ``-m`` sweeps, ``--cfg job`` and ``--help`` work as Hydra documents them;
+``plankflux-train``, ``plankflux-predict`` and ``plankflux-pipeline`` are the same
+functions under their older names. Each task is one call into :mod:`plankflux.runs`;
+a :class:`~plankflux.errors.PlankfluxError` (bad data or settings) ends the run with
+its message and exit status 1 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import hydra
+from omegaconf import DictConfig
+
+from plankflux.errors import PlankfluxError
+from plankflux.layout import CONFIG_DIR
+
+
+def _reported(run: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
+    def task(cfg: DictConfig):
+        try:
+            return run(cfg)
+        except PlankfluxError as err:
+            print(f"plankflux: error: {err}", file=sys.stderr)
+            sys.exit(1)
+
+    return task
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def train(cfg: DictConfig) -> float | None:
+    """Fit (and test) one model, or one member per seed of ``members``."""
+    from plankflux.runs.train import run_training
+
+    return _reported(run_training)(cfg)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+def predict(cfg: DictConfig) -> None:
+    """Per-member softmax scores of an ensemble on the target domain."""
+    from plankflux.runs.predict import run
+
+    _reported(run)(cfg)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pipeline")
+def pipeline(cfg: DictConfig) -> None:
+    """Paper A's human-in-the-loop domain adaptation for one target domain."""
+    from plankflux.runs.pipeline import run_from_config
+
+    _reported(run_from_config)(cfg)
+
+
+#: verb -> (task, one-line help) for ``plankflux <verb>``
+TASKS = {
+    "train": (
+        train,
+        "fit and test a model, or an ensemble member per seed (Hydra)",
+    ),
+    "predict": (predict, "score a target domain with an ensemble's checkpoints (Hydra)"),
+    "pipeline": (pipeline, "Paper A's human-in-the-loop pipeline for one target (Hydra)"),
+}

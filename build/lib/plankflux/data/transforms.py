@@ -1,0 +1,282 @@
+"""Image pre-processing of Paper A (docs/paper_a.md): resizing, normalisation, augmentation.
+
+The pipeline for one particle image is
+
+    file --load_resized--> (S, S, 3) uint8 --to_tensor--> (3, S, S) float in [0, 1]
+         --TrainAugment (train only)--> --normalize (optional)--> (3, S, S) float32
+
+``load_resized`` is the part worth caching (decoding dominates on CPUs); see
+:mod:`plankflux.data.image_cache`. The pre-processing study compares the two
+resize modes (``"resize"``: squash to S×S; ``"pad"``: keep aspect, zero-pad) under
+three normalisations (none, dataset statistics, ImageNet statistics).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+MeanStd = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+
+class Resize:
+    """Squash a PIL image to ``size``×``size`` (aspect ratio not kept; bilinear).
+
+    This is the default of Paper A (torchvision ``Resize((S, S))``).
+    """
+
+    def __init__(self, size: int):
+        if int(size) < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self.size = int(size)
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        return img.resize((self.size, self.size), Image.Resampling.BILINEAR)
+
+    def __repr__(self) -> str:
+        return f"Resize({self.size})"
+
+
+class CustomPad:
+    """Aspect-preserving fit of a PIL image into a black ``size``×``size`` square.
+
+    If the longer side exceeds ``size`` the image is shrunk (bilinear) so that the
+    longer side equals ``size`` and the shorter side is ``round(short * size / long)``
+    (at least 1 px). Smaller images are never enlarged: small particles stay small,
+    so their size is still visible to the network. The (possibly shrunk) ``w×h`` image
+    is pasted at offset ``((size - w) // 2, (size - h) // 2)`` on a zero canvas.
+    """
+
+    def __init__(self, size: int):
+        if int(size) < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self.size = int(size)
+
+    def fitted_size(self, width: int, height: int) -> tuple[int, int]:
+        """The ``(w, h)`` of the content after the optional shrink."""
+        longer = max(width, height)
+        if longer <= self.size:
+            return width, height
+        scale = self.size / longer
+        w = self.size if width == longer else max(1, round(width * scale))
+        h = self.size if height == longer else max(1, round(height * scale))
+        return w, h
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        w, h = self.fitted_size(*img.size)
+        if (w, h) != img.size:
+            img = img.resize((w, h), Image.Resampling.BILINEAR)
+        canvas = Image.new(img.mode, (self.size, self.size))  # zeros = black
+        canvas.paste(img, ((self.size - w) // 2, (self.size - h) // 2))
+        return canvas
+
+    def __repr__(self) -> str:
+        return f"CustomPad({self.size})"
+
+
+RESIZE_MODES: dict[str, type] = {"resize": Resize, "pad": CustomPad}
+
+
+def check_resize_mode(mode: str) -> str:
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"unknown resize mode {mode!r}; choose one of {sorted(RESIZE_MODES)}")
+    return mode
+
+
+def load_resized(path: str | os.PathLike, size: int, mode: str) -> np.ndarray:
+    """Decode an image file as RGB and resize it with ``mode``.
+
+    Returns a ``(size, size, 3)`` uint8 array (HWC).
+    """
+    transform = RESIZE_MODES[check_resize_mode(mode)](size)
+    with Image.open(path) as im:
+        out = transform(im.convert("RGB"))
+    return np.asarray(out, dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------------
+# Normalisation
+
+# Paper A published its dataset statistics per resize mode (computed at 224 px).
+NORMALIZATION_STATS: dict[str, dict] = {
+    "imagenet": {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+    "dataset": {
+        "resize": {"mean": (0.279, 0.304, 0.294), "std": (0.096, 0.102, 0.095)},
+        "pad": {"mean": (0.053, 0.058, 0.055), "std": (0.123, 0.133, 0.127)},
+    },
+}
+
+_NORMALIZE_CHOICES = "'none', 'imagenet', 'dataset', a stats JSON path or explicit mean/std"
+
+
+def _as_triple(values, what: str) -> tuple[float, float, float]:
+    try:
+        triple = tuple(float(v) for v in values)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"normalisation {what} must be 3 numbers, got {values!r}") from err
+    if len(triple) != 3 or not all(np.isfinite(triple)):
+        raise ValueError(f"normalisation {what} must be 3 finite numbers, got {values!r}")
+    return triple  # type: ignore[return-value]
+
+
+def _mean_std(entry, source: str) -> MeanStd:
+    if isinstance(entry, Mapping):
+        if "mean" not in entry or "std" not in entry:
+            raise ValueError(f"{source}: needs both 'mean' and 'std', got keys {list(entry)}")
+        mean, std = entry["mean"], entry["std"]
+    elif isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) == 2:
+        mean, std = entry
+    else:
+        raise ValueError(f"{source}: expected {{'mean': [..], 'std': [..]}} or (mean, std)")
+    mean, std = _as_triple(mean, "mean"), _as_triple(std, "std")
+    if min(std) <= 0:
+        raise ValueError(f"{source}: std must be > 0, got {std}")
+    return mean, std
+
+
+def _from_stats_file(path: Path, resize_mode: str) -> MeanStd:
+    if not path.is_file():
+        raise ValueError(f"normalisation stats file not found: {path}")
+    try:
+        table = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"normalisation stats file {path} is not valid JSON: {err}") from err
+    if not isinstance(table, Mapping):
+        raise ValueError(f"normalisation stats file {path} must hold a JSON object")
+    if "mean" in table and "std" in table:  # a single hand-written entry
+        return _mean_std(table, str(path))
+    if resize_mode not in table:
+        raise ValueError(
+            f"normalisation stats file {path} has no entry for resize mode {resize_mode!r} "
+            f"(it has {sorted(table)}); run `plankflux stats CAMPAIGN --resize-mode "
+            f"{resize_mode} --out {path}`"
+        )
+    return _mean_std(table[resize_mode], f"{path} [{resize_mode}]")
+
+
+def resolve_normalization(normalize, resize_mode: str) -> MeanStd | None:
+    """Turn a normalisation choice into ``(mean, std)`` (3 floats each) or ``None``.
+
+    ``normalize`` may be ``None``/``"none"`` (no normalisation, Paper A's default),
+    ``"imagenet"``, ``"dataset"`` (Paper A's published statistics for ``resize_mode``),
+    a path to a JSON file written by ``plankflux stats`` (the entry for
+    ``resize_mode`` is used), a mapping ``{"mean": [...], "std": [...]}`` or a pair
+    ``(mean, std)`` (a user's own statistics), or a ``plankflux stats``-style mapping
+    keyed by resize mode. Anything else raises ``ValueError``.
+    """
+    check_resize_mode(resize_mode)
+    if normalize is None:
+        return None
+    if isinstance(normalize, os.PathLike):
+        return _from_stats_file(Path(normalize), resize_mode)
+    if isinstance(normalize, str):
+        key = normalize.strip().lower()
+        if key in ("none", "null", ""):
+            return None
+        if key == "imagenet":
+            return _mean_std(NORMALIZATION_STATS["imagenet"], "imagenet")
+        if key == "dataset":
+            return _mean_std(NORMALIZATION_STATS["dataset"][resize_mode], "dataset")
+        # Anything path-like is a stats file; a bare unknown word is most likely a typo.
+        if key.endswith(".json") or os.sep in normalize or Path(normalize).is_file():
+            return _from_stats_file(Path(normalize), resize_mode)
+        raise ValueError(f"unknown normalisation {normalize!r}; use {_NORMALIZE_CHOICES}")
+    if isinstance(normalize, Mapping) and "mean" not in normalize and resize_mode in normalize:
+        return _mean_std(normalize[resize_mode], f"normalisation [{resize_mode}]")
+    if isinstance(normalize, Mapping | Sequence):
+        return _mean_std(normalize, "normalisation")
+    raise ValueError(f"unsupported normalisation {normalize!r}; use {_NORMALIZE_CHOICES}")
+
+
+# ----------------------------------------------------------------------------------
+# Tensors, augmentation, the composed pipeline
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 array -> ``(3, H, W)`` float32 tensor in [0, 1].
+
+    Copies, so read-only inputs (a memory-mapped cache) are fine.
+    """
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) image, got shape {img.shape}")
+    array = np.array(img, dtype=np.uint8, copy=True)
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous().float().div_(255.0)
+
+
+def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(x - mean) / std`` per channel; ``x`` is ``(..., 3, H, W)``. Returns a new tensor."""
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    return (x - m) / s
+
+
+class TrainAugment:
+    """Paper A's augmentations, each applied independently with probability ``p``.
+
+    In order: rotation by ``k`` quarter turns (``k`` uniform in {1, 2, 3}), horizontal
+    flip, vertical flip. Works on ``(..., H, W)`` tensors of any dtype; rotation
+    needs square images. Random numbers come from torch's global RNG (so
+    ``seed_everything(workers=True)`` makes DataLoader workers reproducible) unless a
+    ``torch.Generator`` is given. The same number of draws is made on every call, so
+    the random stream does not depend on which ops fired.
+    """
+
+    def __init__(self, p: float = 0.5, generator: torch.Generator | None = None):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {p}")
+        self.p = float(p)
+        self.generator = generator
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        coins = torch.rand(3, generator=self.generator) < self.p
+        k = int(torch.randint(1, 4, (1,), generator=self.generator))
+        if coins[0]:
+            if x.shape[-1] != x.shape[-2]:
+                raise ValueError(f"90° rotation needs square images, got {tuple(x.shape)}")
+            x = torch.rot90(x, k, dims=(-2, -1))
+        if coins[1]:
+            x = torch.flip(x, dims=(-1,))
+        if coins[2]:
+            x = torch.flip(x, dims=(-2,))
+        return x
+
+    def __repr__(self) -> str:
+        return f"TrainAugment(p={self.p})"
+
+
+class ImagePipeline:
+    """``(H, W, 3)`` uint8 array (or PIL image) -> ``(3, H, W)`` float32 tensor.
+
+    Scales to [0, 1], augments when ``train`` and normalises with ``mean_std``
+    (``None`` = no normalisation; see :func:`resolve_normalization`).
+    """
+
+    def __init__(
+        self,
+        train: bool,
+        mean_std: MeanStd | None = None,
+        p: float = 0.5,
+        generator: torch.Generator | None = None,
+    ):
+        self.train = bool(train)
+        self.mean_std = mean_std
+        self.augment = TrainAugment(p, generator) if self.train else None
+
+    def __call__(self, img: np.ndarray | Image.Image) -> torch.Tensor:
+        if isinstance(img, Image.Image):
+            img = np.asarray(img.convert("RGB"))
+        x = to_tensor(img)
+        if self.augment is not None:
+            x = self.augment(x)
+        if self.mean_std is not None:
+            x = normalize(x, *self.mean_std)
+        return x.contiguous()
+
+    def __repr__(self) -> str:
+        return f"ImagePipeline(train={self.train}, mean_std={self.mean_std})"

@@ -1,0 +1,75 @@
+"""Torch datasets over the particles of a trap campaign."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from plankflux.data.image_cache import DecodedImageCache, UnreadableImageError
+from plankflux.data.transforms import load_resized
+
+
+class ResizedImages:
+    """Decoded, resized images of campaign rows: ``images[row] -> (S, S, 3) uint8``.
+
+    Backed by a decoded-image cache (a memory-mapped ``(N, S, S, 3)`` array whose
+    ``i``-th entry is ``rows[i]``) when one is given, else decoded from disk on access.
+    """
+
+    def __init__(
+        self,
+        rows: Sequence[int],
+        paths: Sequence[Path],
+        size: int,
+        mode: str,
+        cache: DecodedImageCache | None = None,
+    ):
+        if len(rows) != len(paths) or (cache is not None and len(cache) != len(rows)):
+            raise ValueError("rows, paths and cache must have the same length")
+        self._position = {int(row): i for i, row in enumerate(rows)}
+        self._paths = list(paths)
+        self._size, self._mode, self._cache = size, mode, cache
+
+    def __getitem__(self, row: int) -> np.ndarray:
+        i = self._position[int(row)]
+        if self._cache is not None:
+            return np.asarray(self._cache[i])
+        try:
+            return load_resized(self._paths[i], self._size, self._mode)
+        except Exception as err:  # name the file; PIL's messages often do not
+            raise UnreadableImageError(self._paths[i], err) from err
+
+
+class TrapImageDataset(Dataset):
+    """One item per particle row.
+
+    Item: ``{"image": float32 (3, S, S), "label": int64 (-1 = unlabelled),
+    "row": int64 (row of ``campaign.particles``)}``.
+    """
+
+    def __init__(
+        self,
+        rows: np.ndarray,
+        labels: np.ndarray,
+        images: ResizedImages,
+        pipeline: Callable[[np.ndarray], torch.Tensor],
+    ):
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.images = images
+        self.pipeline = pipeline
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor | int]:
+        row = int(self.rows[i])
+        return {
+            "image": self.pipeline(self.images[row]),
+            "label": int(self.labels[i]),
+            "row": row,
+        }

@@ -1,0 +1,251 @@
+"""POC flux per trap sample, class group, treatment and ensemble member (docs/paper_a.md).
+
+flux (mmol C m⁻² d⁻¹) = Σ particle carbon (mg) / 12.011 / (imaged_area_m2 · deployment_days)
+
+per ``class_group`` (the allometry table's groups, in its order) and ``total``.
+
+Uncertainty. Three numbers are reported for every sample, class group and treatment:
+
+* **Member spread** ``flux_sd_members``: sd (ddof=1) of the flux over ensemble
+  members, i.e. classifier uncertainty. Empty with a single member (undefined).
+* **Counting uncertainty** ``counting_sd_mmol_m2_d``: the imaged particles are a
+  Poisson sample of what sank onto the gel. If particles of a group arrive as a
+  Poisson process and each carries an independent carbon content C, the carbon
+  total is compound Poisson with variance λ·E[C²], estimated without bias by
+  Σ C_i² over the particles seen. So sd = √(Σ C_i²) / 12.011 / (area · days), per
+  member; the total's uses all flux-carrying particles. The summary reports the
+  root-mean-square over members (every member counts the same particles, so
+  averaging members does not shrink it). A group with no particles gets 0, though
+  an empty count is still consistent with up to 3 particles (95 %).
+* **Combined** ``combined_sd_mmol_m2_d`` = √(flux_sd_members² + counting_sd²), the
+  two being independent sources (which particles sank vs. how they are labelled);
+  with one member only the counting part. ``ci95_low/high`` = mean ± 1.96 ·
+  combined, the lower end clipped at 0 (a flux is not negative).
+
+Allometric error (A, B) and bulk-flux error are not included.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from plankflux.flux.allometry import Allometry, carbon_for_rows, group_index, load_allometry
+from plankflux.flux.predictions import (
+    HUMAN,
+    as_frames,
+    check_predictions,
+    human_predictions,
+    with_fixed_labels,
+)
+from plankflux.layout import FLUX_BY_SAMPLE_FILE, FLUX_SUMMARY_FILE
+from plankflux.utils.atomic import write_csv_atomic
+
+MG_PER_MMOL_C = 12.011
+TOTAL = "total"
+Z95 = 1.959964
+FLUX_BY_SAMPLE_COLUMNS = (
+    "sample_id", "domain", "depth_m", "treatment", "member", "class_group",
+    "flux_mmol_m2_d", "n_particles", "counting_sd_mmol_m2_d", "coverage",
+)  # fmt: skip
+FLUX_SUMMARY_COLUMNS = (
+    "sample_id", "domain", "depth_m", "treatment", "class_group", "n_members",
+    "flux_mean_mmol_m2_d", "flux_sd_members", "n_particles_mean", "counting_sd_mmol_m2_d",
+    "combined_sd_mmol_m2_d", "ci95_low", "ci95_high", "coverage",
+    "human_flux_mmol_m2_d", "measured_flux_mmol_m2_d", "measured_flux_sd",
+)  # fmt: skip
+
+
+def _sample_denominator(samples: pd.DataFrame, needed: np.ndarray) -> np.ndarray:
+    """area · days per sample (S,); error naming each sample with flux but no valid metadata."""
+    problems = []
+    denom = np.ones(len(samples))
+    for column in ("imaged_area_m2", "deployment_days"):
+        if column not in samples.columns:
+            raise ValueError(f"samples table lacks column {column!r}")
+        value = pd.to_numeric(samples[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = needed & ~(np.isfinite(value) & (value > 0))
+        for i in np.flatnonzero(bad):
+            shown = samples[column].iat[i]
+            problems.append(f"sample {samples['sample_id'].iat[i]!r}: {column} = {shown!r}")
+        denom *= np.where(np.isfinite(value) & (value > 0), value, np.nan)
+    if problems:
+        raise ValueError(
+            "flux-carrying particles in sample(s) whose imaged_area_m2/deployment_days "
+            "is missing, zero or negative (must be > 0): " + "; ".join(problems)
+        )
+    return denom
+
+
+def flux_by_sample(
+    campaign,
+    predictions: pd.DataFrame | None = None,
+    allometry: Allometry | str | os.PathLike | Mapping | None = None,
+    fixed_labels: Mapping[str, str] | pd.DataFrame | None = None,
+    sample_ids: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Long flux table, columns :data:`FLUX_BY_SAMPLE_COLUMNS`.
+
+    ``campaign``: a Campaign, folder or ``(particles, samples)``. ``predictions``:
+    the table of :mod:`plankflux.flux.predictions` (default: the human labels).
+    Reported samples: ``sample_ids``, or every sample of a domain that the
+    predictions cover; one row per treatment × member × sample × class group (groups
+    then ``total``), 0 where no particle falls, never dropped. ``n_particles`` counts
+    the group's particles; ``coverage`` is the fraction of the sample's particles that
+    got a label from this treatment/member (1 for an empty sample).
+    """
+    particles, samples = as_frames(campaign)
+    table = load_allometry(allometry)
+    preds = human_predictions(particles) if predictions is None else predictions
+    preds = with_fixed_labels(preds, fixed_labels)
+    ids = pd.Index(particles["particle_id"].astype(str))
+    if len(preds) == 0:
+        raise ValueError("no predictions (and no labelled particles): nothing to compute flux from")
+    pos = check_predictions(preds, ids)
+
+    if sample_ids is None:
+        d_code, d_names = pd.factorize(particles["domain"])
+        domains = set(d_names[np.unique(d_code[pos])])
+        sample_ids = samples.loc[samples["domain"].isin(domains), "sample_id"].tolist()
+    report = samples.set_index(samples["sample_id"].astype(str)).reindex(list(sample_ids))
+    absent = [s for s, d in zip(sample_ids, report["domain"], strict=True) if pd.isna(d)]
+    if absent:
+        raise ValueError(f"sample_id(s) not in the samples table: {absent}")
+    sample_index = pd.Index(report.index)
+    orphan = ~particles["sample_id"].astype(str).isin(samples["sample_id"].astype(str))
+    if orphan.to_numpy()[pos].any():
+        missing = sorted(set(particles["sample_id"].to_numpy()[pos][orphan.to_numpy()[pos]]))
+        raise ValueError(f"particles belong to sample(s) missing from the samples table: {missing}")
+    particle_sample = sample_index.get_indexer(particles["sample_id"].astype(str))
+    s_code = particle_sample[pos]
+
+    group = group_index(preds["label"], table)
+    esd = particles["esd_um"].to_numpy(dtype=np.float64)[pos]
+    carbon = carbon_for_rows(group, esd, table, ids=preds["particle_id"])
+
+    t_code, treatments = pd.factorize(preds["treatment"].astype(str))
+    member = preds["member"].to_numpy(dtype=np.int64)
+    n_m = int(member.max()) + 1
+    combo_code, combo = pd.factorize(t_code * n_m + member, sort=True)
+    n_k, n_s, n_g = len(combo), len(sample_index), len(table.groups)
+    keep = s_code >= 0
+    flat = combo_code[keep] * n_s + s_code[keep]
+    per_sample_rows = np.bincount(flat, minlength=n_k * n_s).reshape(n_k, n_s)
+    keep &= group >= 0
+    idx = (combo_code[keep] * n_s + s_code[keep]) * n_g + group[keep]
+    size = n_k * n_s * n_g
+    mg = np.bincount(idx, carbon[keep], size).reshape(n_k, n_s, n_g)
+    mg2 = np.bincount(idx, carbon[keep] ** 2, size).reshape(n_k, n_s, n_g)
+    count = np.bincount(idx, minlength=size).reshape(n_k, n_s, n_g)
+    mg, mg2, count = (np.concatenate([x, x.sum(-1, keepdims=True)], -1) for x in (mg, mg2, count))
+
+    denom = _sample_denominator(report, (mg > 0).any(axis=(0, 2)))
+    scale = (1.0 / MG_PER_MMOL_C / denom)[None, :, None]
+    with np.errstate(invalid="ignore"):  # NaN scale only meets zero carbon: set to 0 below
+        flux = np.where(mg > 0, mg * scale, 0.0)
+        sd = np.where(mg2 > 0, np.sqrt(mg2) * scale, 0.0)
+    in_sample = np.bincount(particle_sample[particle_sample >= 0], minlength=n_s)
+    coverage = np.where(in_sample > 0, per_sample_rows / np.maximum(in_sample, 1), 1.0)
+
+    groups = [*table.groups, TOTAL]
+    k, s, g = (
+        a.ravel()
+        for a in np.meshgrid(np.arange(n_k), np.arange(n_s), np.arange(len(groups)), indexing="ij")
+    )
+    out = pd.DataFrame(
+        {
+            "sample_id": sample_index.to_numpy()[s],
+            "domain": report["domain"].to_numpy()[s],
+            "depth_m": pd.to_numeric(report["depth_m"]).to_numpy(dtype=np.float64)[s],
+            "treatment": np.asarray(treatments, dtype=object)[combo // n_m][k],
+            "member": (combo % n_m)[k],
+            "class_group": np.asarray(groups, dtype=object)[g],
+            "flux_mmol_m2_d": flux.ravel(),
+            "n_particles": count.ravel().astype(np.int64),
+            "counting_sd_mmol_m2_d": sd.ravel(),
+            "coverage": coverage[k, s],
+        }
+    )
+    return out[list(FLUX_BY_SAMPLE_COLUMNS)]
+
+
+def summarise_flux(by_sample: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """Per sample × treatment × class group over members: columns :data:`FLUX_SUMMARY_COLUMNS`.
+
+    ``human_flux_mmol_m2_d`` is the ``human`` treatment's flux (mean over its members)
+    where the table has one; ``measured_flux_*`` (bulk POC) sit on ``total`` rows only.
+    """
+    keys = ["sample_id", "domain", "depth_m", "treatment", "class_group"]
+    squared = by_sample.assign(counting_var=by_sample["counting_sd_mmol_m2_d"] ** 2)
+    grouped = squared.groupby(keys, sort=False, dropna=False)
+    out = grouped.agg(
+        n_members=("member", "nunique"),
+        flux_mean_mmol_m2_d=("flux_mmol_m2_d", "mean"),
+        flux_sd_members=("flux_mmol_m2_d", "std"),  # ddof=1; NaN for one member
+        n_particles_mean=("n_particles", "mean"),
+        counting_var=("counting_var", "mean"),
+        coverage=("coverage", "mean"),
+    ).reset_index()
+    out["counting_sd_mmol_m2_d"] = np.sqrt(out.pop("counting_var"))
+    spread = out["flux_sd_members"].fillna(0.0)  # one member: no classifier spread known
+    out["combined_sd_mmol_m2_d"] = np.sqrt(spread**2 + out["counting_sd_mmol_m2_d"] ** 2)
+    half = Z95 * out["combined_sd_mmol_m2_d"]
+    out["ci95_low"] = (out["flux_mean_mmol_m2_d"] - half).clip(lower=0.0)
+    out["ci95_high"] = out["flux_mean_mmol_m2_d"] + half
+
+    human = out[out["treatment"] == HUMAN].set_index(["sample_id", "class_group"])
+    out["human_flux_mmol_m2_d"] = (
+        pd.MultiIndex.from_frame(out[["sample_id", "class_group"]])
+        .map(human["flux_mean_mmol_m2_d"].to_dict().get)
+        .astype(np.float64)
+    )
+    measured = samples.set_index(samples["sample_id"].astype(str))
+    for column in ("measured_flux_mmol_m2_d", "measured_flux_sd"):
+        values = measured[column] if column in measured.columns else pd.Series(dtype=float)
+        mapped = out["sample_id"].map(pd.to_numeric(values, errors="coerce"))
+        out[column] = mapped.where(out["class_group"] == TOTAL).astype(np.float64)
+    return out[list(FLUX_SUMMARY_COLUMNS)]
+
+
+def flux_tables(
+    campaign,
+    predictions: pd.DataFrame | None = None,
+    allometry: Allometry | str | os.PathLike | Mapping | None = None,
+    fixed_labels: Mapping[str, str] | pd.DataFrame | None = None,
+    include_human: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(flux_by_sample, flux_summary)``; without predictions, human labels only.
+
+    With ``include_human`` a ``human`` treatment (the campaign's labels, restricted to
+    the predicted domains) is added when the predictions have none and any labels exist.
+    """
+    particles, samples = as_frames(campaign)
+    if predictions is None:
+        by_sample = flux_by_sample((particles, samples), None, allometry)
+        return by_sample, summarise_flux(by_sample, samples)
+    by_sample = flux_by_sample((particles, samples), predictions, allometry, fixed_labels)
+    labelled = particles["label"].astype(str) != ""
+    if include_human and labelled.any() and not (predictions["treatment"] == HUMAN).any():
+        # The human labels of the same samples, so every model row has its reference.
+        reported = pd.unique(by_sample["sample_id"])
+        own = labelled & particles["sample_id"].astype(str).isin(reported)
+        if own.any():
+            human = human_predictions(particles[own])
+            by_human = flux_by_sample((particles, samples), human, allometry, None, list(reported))
+            by_sample = pd.concat([by_sample, by_human], ignore_index=True)
+    return by_sample, summarise_flux(by_sample, samples)
+
+
+def write_flux_tables(
+    out_dir: str | os.PathLike, by_sample: pd.DataFrame, summary: pd.DataFrame
+) -> tuple[Path, Path]:
+    """Write ``flux_by_sample.csv`` and ``flux_summary.csv`` atomically into ``out_dir``."""
+    out_dir = Path(out_dir)
+    paths = out_dir / FLUX_BY_SAMPLE_FILE, out_dir / FLUX_SUMMARY_FILE
+    write_csv_atomic(by_sample[list(FLUX_BY_SAMPLE_COLUMNS)], paths[0])
+    write_csv_atomic(summary[list(FLUX_SUMMARY_COLUMNS)], paths[1])
+    return paths

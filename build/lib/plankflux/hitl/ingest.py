@@ -1,0 +1,168 @@
+"""Verification ingest: read an expert's edits of a proposal folder (docs/paper_a.md, steps 4–5).
+
+Each file listed in ``manifest.csv`` is looked up by its file name in the class
+folders:
+
+* still in its proposed class folder -> ``confirmed`` (label = proposed class);
+* in another class folder -> ``relabelled`` (label = that folder's class);
+* gone -> ``rejected`` (label empty): ambiguous or unusable in a verification round,
+  "not that class" in a minboost round (``mode="minboost"``, where the proposed class
+  is the only one offered; a file moved anyway still counts as relabelled).
+
+Anything else is an error: a file not in the manifest, a file outside the class
+folders, a sub-folder that is not a class, a manifest file present in two class
+folders, a missing or unreadable manifest. All of them are collected and raised as
+one :class:`VerificationError` listing every offending path, and nothing is written.
+Operating-system clutter (``.DS_Store``, ``._*``, ``Thumbs.db``, ``desktop.ini``) is
+ignored.
+
+Output ``verified.csv``: ``particle_id``, ``label``, ``action``, in manifest order,
+written atomically; by default beside the folder as ``<proposal_dir>.verified.csv``
+(not inside it, where it would be a file the folder check does not expect). Ingest
+only reads the folder, so running it twice gives the same file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from plankflux.errors import ProblemsError
+from plankflux.hitl.proposals import is_os_metadata
+from plankflux.layout import MANIFEST_COLUMNS, MANIFEST_FILE
+from plankflux.utils.atomic import write_csv_atomic
+
+MODES = ("verify", "minboost")
+
+
+class VerificationError(ProblemsError):
+    """An edited proposal folder cannot be ingested; ``problems`` lists every defect."""
+
+    def __init__(self, proposal_dir: Path, problems: Sequence[str]):
+        self.proposal_dir = proposal_dir
+        super().__init__(
+            f"cannot ingest proposal folder {proposal_dir}",
+            problems,
+            note=" (nothing was written)",
+            max_shown=50,
+        )
+
+
+def default_verified_path(proposal_dir: str | os.PathLike) -> Path:
+    """``<proposal_dir>.verified.csv``, beside the proposal folder."""
+    folder = Path(os.path.abspath(proposal_dir))
+    return folder.with_name(folder.name + ".verified.csv")
+
+
+def read_manifest(
+    proposal_dir: Path, classes: Sequence[str]
+) -> tuple[pd.DataFrame | None, list[str]]:
+    """The manifest (with a ``file`` and ``folder`` column added) and its problems."""
+    path = proposal_dir / MANIFEST_FILE
+    if not path.is_file():
+        return None, [f"{path}: {MANIFEST_FILE} not found (not a proposal folder, or unfinished)"]
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except Exception as err:  # pandas raises several types for damaged files
+        return None, [f"{path}: cannot be read as CSV ({type(err).__name__}: {err})"]
+    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
+    if missing:
+        return None, [f"{path}: missing column(s) {', '.join(missing)}"]
+    problems = []
+    parts = frame["image"].str.split("/")
+    frame["folder"] = parts.str[0]
+    frame["file"] = parts.str[-1]
+    known = set(classes)
+    rows = zip(
+        frame["particle_id"], frame["image"], frame["proposed_label"], frame["folder"],
+        parts.str.len(), strict=True,
+    )  # fmt: skip
+    for line, (pid, image, label, folder, n_parts) in enumerate(rows, start=2):
+        if not pid:
+            problems.append(f"{path} line {line}: empty particle_id")
+        if label not in known:
+            problems.append(f"{path} line {line}: proposed_label {label!r} is not a class")
+        if n_parts != 2 or folder != label:
+            problems.append(f"{path} line {line}: image {image!r} is not <proposed_label>/<file>")
+    for column in ("particle_id", "file"):
+        for value in sorted(set(frame.loc[frame[column].duplicated(), column])):
+            problems.append(f"{path}: {column} {value!r} listed more than once")
+    return (None if problems else frame), problems
+
+
+def scan_proposal_folder(
+    proposal_dir: str | os.PathLike, classes: Sequence[str]
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Check an edited proposal folder; return its manifest and where each file now is.
+
+    The mapping is manifest file name -> class folder it lies in (absent = deleted).
+    Raises :class:`VerificationError` listing every problem.
+    """
+    proposal_dir = Path(proposal_dir)
+    if not proposal_dir.is_dir():
+        raise VerificationError(proposal_dir, [f"{proposal_dir}: folder not found"])
+    manifest, problems = read_manifest(proposal_dir, classes)
+    listed = set(manifest["file"]) if manifest is not None else None
+    known = set(classes)
+    found: dict[str, list[str]] = {}
+    folders = []
+    for entry in sorted(os.scandir(proposal_dir), key=lambda e: e.name):
+        if entry.name == MANIFEST_FILE or is_os_metadata(entry.name):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name in known:
+                folders.append(entry)
+            else:
+                problems.append(f"{entry.path}: folder is not a class")
+        else:
+            problems.append(f"{entry.path}: file outside the class folders")
+    n_files = len(manifest) if manifest is not None else 0
+    for folder in tqdm(folders, desc="reading verification", unit="folder",
+                       disable=True if n_files < 2000 else None):  # fmt: skip
+        for item in sorted(os.scandir(folder.path), key=lambda e: e.name):
+            if is_os_metadata(item.name):
+                continue
+            if item.is_dir(follow_symlinks=False):
+                problems.append(f"{item.path}: sub-folder inside a class folder")
+            elif listed is not None and item.name not in listed:
+                problems.append(f"{item.path}: file not in the manifest")
+            else:
+                found.setdefault(item.name, []).append(folder.name)
+    for name, where in sorted(found.items()):
+        if len(where) > 1:
+            paths = ", ".join(str(proposal_dir / c / name) for c in where)
+            problems.append(f"{name}: present in {len(where)} class folders: {paths}")
+    if problems:
+        raise VerificationError(proposal_dir, problems)
+    return manifest, {name: where[0] for name, where in found.items()}
+
+
+def ingest_verification(
+    proposal_dir: str | os.PathLike,
+    classes: Sequence[str],
+    out_path: str | os.PathLike | None = None,
+    mode: str = "verify",
+) -> pd.DataFrame:
+    """Compare an edited proposal folder with its manifest; write and return ``verified.csv``.
+
+    ``classes``: the class list (the allowed folder names). ``out_path``: where to
+    write (default :func:`default_verified_path`). ``mode``: ``verify`` or ``minboost``
+    (the same file actions; see the module doc). Raises :class:`VerificationError`,
+    writing nothing, when the folder has any problem.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    manifest, location = scan_proposal_folder(proposal_dir, classes)
+    now = pd.Series([location.get(name, "") for name in manifest["file"]], index=manifest.index)
+    action = pd.Series("relabelled", index=manifest.index)
+    action[now == manifest["proposed_label"]] = "confirmed"
+    action[now == ""] = "rejected"
+    verified = pd.DataFrame(
+        {"particle_id": manifest["particle_id"], "label": now, "action": action}
+    ).reset_index(drop=True)
+    write_csv_atomic(verified, out_path or default_verified_path(proposal_dir))
+    return verified

@@ -1,0 +1,115 @@
+"""ParticleClassifier: the thin LightningModule around one ensemble member."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import torch
+from lightning import LightningModule
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassPrecision, MulticlassRecall
+
+from plankflux.models.components.resnet import build_resnet18
+
+
+class ParticleClassifier(LightningModule):
+    """Cross-entropy training of a ResNet-18 member over the campaign's classes.
+
+    Batches are dicts from :class:`~plankflux.data.trap_dataset.TrapImageDataset`:
+    ``image`` (B, 3, S, S), ``label`` (B,), ``row`` (B,). Logs ``{split}/loss``,
+    ``{split}/acc``, macro precision/recall and, per class,
+    ``{split}/precision_<class>`` and ``{split}/recall_<class>``.
+    ``predict_step`` returns ``{"row": (B,), "probs": (B, C)}``.
+
+    The data settings (``image_size``, ``resize_mode``, ``normalize``) are stored in
+    the checkpoint with the class list, so a checkpoint can be refused for data it was
+    not trained for.
+    """
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        weights: str | os.PathLike | None = "imagenet",
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        image_size: int = 224,
+        resize_mode: str = "resize",
+        normalize: str | None = "none",
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer"])
+        self.class_names = list(class_names)
+        self.net = build_resnet18(len(self.class_names), weights)
+        self.optimizer_factory = optimizer
+        self.criterion = nn.CrossEntropyLoss()
+        num_classes = len(self.class_names)
+        self.metrics = nn.ModuleDict(
+            {
+                split: MetricCollection(
+                    {
+                        "acc": MulticlassAccuracy(num_classes, average="micro"),
+                        "precision": MulticlassPrecision(num_classes, average=None),
+                        "recall": MulticlassRecall(num_classes, average=None),
+                    },
+                    prefix=f"{split}/",
+                )
+                for split in ("val", "test")
+            }
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> logits (B, C)."""
+        return self.net(images)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.criterion(self(batch["image"]), batch["label"])
+        self.log(
+            "train/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch["label"]),
+        )
+        return loss
+
+    def _eval_step(self, batch: dict, split: str) -> dict[str, torch.Tensor]:
+        logits = self(batch["image"])
+        labels = batch["label"]
+        loss = self.criterion(logits, labels)
+        self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        self.metrics[split].update(logits, labels)
+        return {"row": batch["row"], "pred": logits.argmax(dim=-1)}
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Returns ``{"row": (B,), "pred": (B,)}`` for the test-prediction writer."""
+        return self._eval_step(batch, "test")
+
+    def _log_epoch_metrics(self, split: str) -> None:
+        values = self.metrics[split].compute()
+        self.metrics[split].reset()
+        flat = {f"{split}/acc": values[f"{split}/acc"]}
+        for name in ("precision", "recall"):
+            per_class = values[f"{split}/{name}"]
+            flat[f"{split}/{name}_macro"] = per_class.mean()
+            for class_name, value in zip(self.class_names, per_class, strict=True):
+                flat[f"{split}/{name}_{class_name}"] = value
+        self.log_dict(flat)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return {"row": batch["row"], "probs": self(batch["image"]).softmax(dim=-1)}
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.optimizer_factory is None:  # the paper's optimiser
+            return torch.optim.AdamW(self.parameters(), lr=1e-3, weight_decay=1e-2)
+        return self.optimizer_factory(params=self.parameters())

@@ -1,0 +1,45 @@
+"""``plankflux-predict``: per-member softmax scores of an ensemble on the target domain.
+
+Writes ``scores.parquet`` (``particle_id``, ``member``, one score column per class)
+and ``scores.json`` (classes, member checkpoints) into the run folder; with
+``flux=true`` also ``flux/`` (per-member predictions and flux tables).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from plankflux.layout import SCORES_FILE
+from plankflux.models.ensemble import EnsemblePredictor
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> Path:
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    checkpoints = (
+        OmegaConf.to_container(cfg.checkpoints)
+        if OmegaConf.is_config(cfg.checkpoints)
+        else cfg.checkpoints
+    )
+    model = EnsemblePredictor(checkpoints)
+    writer = hydra.utils.instantiate(cfg.writer)
+    callbacks = [writer]
+    if cfg.get("flux"):
+        callbacks.append(hydra.utils.instantiate(cfg.flux_tables))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=False)
+    trainer.predict(model, datamodule=datamodule, return_predictions=True)
+    out = Path(writer.out_dir) / SCORES_FILE
+    if trainer.is_global_zero and not len(datamodule.splits["predict"]):
+        writer.write_empty(datamodule, model)  # e.g. every target particle trained on
+    if trainer.is_global_zero:
+        print(
+            f"plankflux-predict: {len(model.members)} member(s) scored "
+            f"{len(datamodule.splits['predict'])} particles of {datamodule.target_domain}: {out}"
+        )
+    return out

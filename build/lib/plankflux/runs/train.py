@@ -1,0 +1,121 @@
+"""``plankflux-train``: Hydra entry point that fits one model and tests it.
+
+Instantiates, from ``conf/train.yaml``: the DataModule (``data``), the LightningModule
+(``model``, given the data's class names), callbacks, loggers and a Trainer. Each run
+writes into its own dated folder: ``.hydra/config.yaml`` (the resolved config),
+``checkpoints/best.ckpt`` and ``last.ckpt``, the logger's metrics and
+``metrics.json`` (best validation loss, best checkpoint, test metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from plankflux.utils.atomic import atomic_open
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate_dict(section: DictConfig | None) -> list:
+    """Instantiate every entry of a ``name: {_target_: ...}`` config section."""
+    if not section:
+        return []
+    return [hydra.utils.instantiate(cfg) for cfg in section.values() if cfg and "_target_" in cfg]
+
+
+def _to_float(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def run(cfg: DictConfig) -> dict:
+    """Fit and/or test as configured; return the metrics also written to ``metrics.json``."""
+    L.seed_everything(cfg.seed, workers=True)
+    # Plain containers (not OmegaConf) so checkpoints load with weights_only=True.
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    model = hydra.utils.instantiate(
+        cfg.model, class_names=list(datamodule.class_names), _convert_="all"
+    )
+    callbacks = _instantiate_dict(cfg.get("callbacks"))
+    loggers = _instantiate_dict(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    if loggers:
+        trainer.logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    summary: dict = {"seed": cfg.seed}
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.best_model_path:
+        summary["best_checkpoint"] = checkpoint.best_model_path
+        summary["best_val_loss"] = _to_float(checkpoint.best_model_score)
+    summary["epochs_trained"] = trainer.current_epoch
+
+    if cfg.get("test", True):
+        ckpt = summary.get("best_checkpoint") or cfg.get("ckpt_path")
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
+        summary["test"] = {k: _to_float(v) for k, v in (results[0] if results else {}).items()}
+
+    if trainer.is_global_zero:
+        out = Path(cfg.paths.output_dir) / "metrics.json"
+        with atomic_open(out) as handle:
+            json.dump(summary, handle, indent=2, sort_keys=True)
+        log.info("metrics written to %s", out)
+        print(_one_line_summary(summary, cfg))
+    return summary
+
+
+def _one_line_summary(summary: dict, cfg: DictConfig) -> str:
+    parts = [f"run folder {cfg.paths.output_dir}"]
+    if summary.get("best_val_loss") is not None:
+        parts.append(f"best val/loss {summary['best_val_loss']:.3f}")
+    test = summary.get("test") or {}
+    if test.get("test/acc") is not None:
+        target = cfg.data.get("target_domain", "the test split")
+        parts.append(
+            f"on {target}: accuracy {test['test/acc']:.3f}, "
+            f"macro recall {test.get('test/recall_macro', float('nan')):.3f}"
+        )
+    return "plankflux-train: " + "; ".join(parts)
+
+
+def run_members(cfg: DictConfig) -> list[dict]:
+    """Train one member per seed of ``cfg.members``, one after another, each into
+    ``<run folder>/member_<seed>/``. A member whose ``metrics.json`` exists is complete
+    and skipped, so rerunning a crashed ensemble run continues where it stopped
+    (point ``hydra.run.dir`` at the crashed run folder)."""
+    root = Path(cfg.paths.output_dir)
+    summaries = []
+    for seed in cfg.members:
+        member_dir = root / f"member_{seed}"
+        done = member_dir / "metrics.json"
+        if done.exists():
+            log.info("member %s is complete (%s): skipped", seed, done)
+            summaries.append(json.loads(done.read_text()))
+            continue
+        member_cfg = cfg.copy()
+        with open_dict(member_cfg):
+            member_cfg.seed = seed
+            member_cfg.paths.output_dir = str(member_dir)
+        summaries.append(run(member_cfg))
+    return summaries
+
+
+def run_training(cfg: DictConfig) -> float | None:
+    """One run, or one member per seed of ``cfg.members``; returns the best validation
+    loss (the mean over members), the value a Hydra sweeper optimises."""
+    if cfg.get("members"):
+        losses = [s.get("best_val_loss") for s in run_members(cfg)]
+        losses = [x for x in losses if x is not None]
+        return sum(losses) / len(losses) if losses else None
+    return run(cfg).get("best_val_loss")

@@ -1,0 +1,62 @@
+"""``plankflux <verb>``: one command line, Hydra verbs forwarded, errors reported once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from plankflux.cli.hydra_tasks import TASKS
+from plankflux.cli.main import TOOL_MODULES, build_parser, main
+
+
+def test_help_lists_every_verb_with_one_line(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    verbs = "train predict pipeline synth validate import stats tables knn flux propose ingest "
+    verbs = (verbs + "minboost simulate-expert ecotaxa").split()
+    for verb in verbs:
+        assert f"\n    {verb}" in out, verb
+    assert len(TOOL_MODULES) == 9 and set(TASKS) == {"train", "predict", "pipeline"}
+
+
+def test_every_tool_parser_knows_its_full_name():
+    args = build_parser().parse_args(["tables", "clip", "SWEEP", "--out", "T"])
+    assert args.prog == "plankflux tables clip"
+
+
+def test_train_verb_hands_its_arguments_to_hydra(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PLANKFLUX_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    argv = ["train", "debug=tiny", "trainer.max_epochs=1", "test=false", f"hydra.run.dir={run}"]
+    assert main(argv) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_trained"] == 1 and metrics["best_val_loss"] > 0
+    assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "train.log").is_file()
+    assert "plankflux-train: run folder" in capsys.readouterr().out
+
+
+def test_a_user_error_in_a_hydra_run_exits_1_with_its_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "debug=tiny", "data.root=nowhere", "data.synthesize=null",
+            f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 1
+    err = capsys.readouterr().err
+    assert "plankflux: error: campaign nowhere: 1 problem(s)" in err
+    # No traceback of the error itself (a logging handler left by the previous in-process
+    # Hydra run may print one of its own about pytest's closed capture stream).
+    assert "campaign folder not found" in err and "CampaignError" not in err
+
+
+def test_a_file_tool_error_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    assert main(["propose", str(tmp_path / "none.parquet"), "--campaign", str(tmp_path),
+                 "--out", str(tmp_path / "p")]) == 1  # fmt: skip
+    assert capsys.readouterr().err.startswith("plankflux propose: campaign ")
+    monkeypatch.setenv("PLANKFLUX_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="campaign folder not found"):
+        main(["propose", "x.parquet", "--campaign", str(tmp_path / "no"), "--out", "p"])

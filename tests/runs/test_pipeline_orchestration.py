@@ -1,0 +1,171 @@
+"""The pipeline's orchestration in-process, with a fake training stage.
+
+``run_pipeline`` gets an oracle ``fit_and_score``: every member gives the particle's
+true class a score in (0.5, 0.9) and spreads the rest evenly, so the proposals, the
+simulated verdicts and the labels each treatment retrains with can be predicted by
+hand. The real training stage runs in ``tests/e2e/test_pipeline.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plankflux.data.campaign import load_campaign
+from plankflux.layout import SCORES_FILE, TRUTH_FILE, Workspace
+from plankflux.runs.pipeline import AwaitingExpert, PipelineSettings, run_pipeline
+
+K = 3
+
+
+def _unit(pid: str) -> float:
+    """A fixed number in [0, 1) per particle id, so scores have no ties."""
+    return int(hashlib.sha256(pid.encode()).hexdigest()[:8], 16) / 2**32
+
+
+class OracleEnsemble:
+    """``fit_and_score`` that scores the target particles a treatment did not train on
+    with two members that both know the truth; records every call."""
+
+    def __init__(self, campaign, target: str):
+        self.classes = list(campaign.classes)
+        truth = pd.read_csv(campaign.root / TRUTH_FILE, dtype=str, keep_default_na=False)
+        self.truth = truth.set_index("particle_id")["true_label"]
+        particles = campaign.particles
+        self.target_ids = list(particles.loc[particles["domain"] == target, "particle_id"])
+        self.calls: list[tuple[str, list[str] | None]] = []
+
+    def __call__(self, out_dir: Path, labels: Path | None) -> Path:
+        trained = [] if labels is None else list(pd.read_csv(labels, dtype=str)["particle_id"])
+        self.calls.append((out_dir.name, None if labels is None else trained))
+        ids = [p for p in self.target_ids if p not in set(trained)]
+        rows = []
+        for member in (0, 1):
+            for pid in ids:
+                true = self.classes.index(self.truth[pid])
+                top = 0.5 + 0.4 * _unit(pid)
+                scores = np.full(len(self.classes), (1 - top) / (len(self.classes) - 1))
+                scores[true] = top
+                rows.append(
+                    {
+                        "particle_id": pid,
+                        "member": member,
+                        **dict(zip(self.classes, scores, strict=True)),
+                    }
+                )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows, columns=["particle_id", "member", *self.classes]).to_parquet(
+            out_dir / SCORES_FILE
+        )
+        return out_dir / SCORES_FILE
+
+
+def _settings(**changes) -> PipelineSettings:
+    base = dict(target="RR", members=[0, 1], k=K, min_verified=4, minboost_k=20)
+    return PipelineSettings(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def simulated_run(tiny_campaign, tmp_path_factory):
+    campaign = load_campaign(tiny_campaign, check_images="none")
+    oracle = OracleEnsemble(campaign, "RR")
+    ws = Workspace(tmp_path_factory.mktemp("ws"))
+    summary = run_pipeline(_settings(), campaign, ws, oracle)
+    return campaign, oracle, ws, summary
+
+
+def test_proposals_are_the_top_k_of_each_class(simulated_run):
+    campaign, oracle, ws, _ = simulated_run
+    manifest = pd.read_csv(ws.proposals / "manifest.csv", dtype=str, keep_default_na=False)
+    expected = []
+    for cls in campaign.classes:
+        ids = [p for p in oracle.target_ids if oracle.truth[p] == cls]
+        expected += sorted(ids, key=_unit, reverse=True)[:K]
+    assert sorted(manifest["particle_id"]) == sorted(expected)
+    for _, row in manifest.iterrows():
+        assert (ws.proposals / row["proposed_label"]).is_dir()
+
+
+def test_the_simulated_expert_confirms_right_proposals_and_deletes_ambiguous_ones(simulated_run):
+    campaign, _, ws, summary = simulated_run
+    verified = pd.read_csv(ws.verified, dtype=str, keep_default_na=False)
+    ambiguous = set(campaign.particles.loc[campaign.particles["ambiguous"], "particle_id"])
+    expected = np.where(verified["particle_id"].isin(ambiguous), "rejected", "confirmed")
+    assert list(verified["action"]) == list(expected)  # the oracle is never wrong: no moves
+    effort = summary["review_effort"]["verify"]
+    assert effort == {
+        "shown": len(verified),
+        "confirmed": int((expected == "confirmed").sum()),
+        "moved": 0,
+        "deleted": int((expected == "rejected").sum()),
+    }
+
+
+def test_each_treatment_retrains_with_its_own_labels(simulated_run):
+    _, oracle, ws, _ = simulated_run
+    manifest = pd.read_csv(ws.proposals / "manifest.csv", dtype=str, keep_default_na=False)
+    verified = pd.read_csv(ws.verified, dtype=str, keep_default_na=False)
+    boosted = pd.read_csv(ws.minboost_verified, dtype=str, keep_default_na=False)
+    kept = verified.loc[verified["action"] == "confirmed", "particle_id"]
+    boosted_kept = boosted.loc[boosted["action"] == "confirmed", "particle_id"]
+    calls = dict(oracle.calls)
+    assert list(calls) == ["ood", "top1k", "verify", "minboost"]
+    assert calls["ood"] is None
+    assert sorted(calls["top1k"]) == sorted(manifest["particle_id"])
+    assert sorted(calls["verify"]) == sorted(kept)
+    assert sorted(calls["minboost"]) == sorted(set(kept) | set(boosted_kept))
+    assert len(boosted_kept) > 0  # the constructed case does reach the minboost round
+    minboost_manifest = pd.read_csv(ws.minboost / "manifest.csv", dtype=str)
+    assert (minboost_manifest["round"] == "minboost").all()
+    assert not set(minboost_manifest["particle_id"]) & set(manifest["particle_id"])
+
+
+def test_summary_accuracy_and_flux_tables(simulated_run):
+    _, _, ws, summary = simulated_run
+    assert json.loads(ws.summary.read_text()) == summary
+    for treatment in ("ood", "top1k", "verify", "minboost"):
+        assert summary["accuracy"][treatment]["per_member"] == [1.0, 1.0]  # an oracle
+    assert (ws.flux / "flux_summary.csv").is_file()
+    assert set(summary["flux_mae_vs_measured"]) >= {"ood", "top1k", "verify", "minboost"}
+
+
+def test_a_rerun_resumes_without_training_again(simulated_run):
+    campaign, oracle, ws, summary = simulated_run
+    calls = len(oracle.calls)
+    assert run_pipeline(_settings(), campaign, ws, oracle) == summary
+    assert len(oracle.calls) == calls
+
+
+def test_a_human_expert_stops_the_run_at_the_first_folder(tiny_campaign, tmp_path):
+    campaign = load_campaign(tiny_campaign, check_images="none")
+    oracle = OracleEnsemble(campaign, "RR")
+    ws = Workspace(tmp_path)
+    settings = _settings(expert="human", resume_command="plankflux pipeline expert=human")
+    with pytest.raises(AwaitingExpert, match="Verify the proposals in") as stop:
+        run_pipeline(settings, campaign, ws, oracle)
+    assert "plankflux ingest" in str(stop.value)
+    assert "plankflux pipeline expert=human" in str(stop.value)
+    assert (ws.proposals / "manifest.csv").is_file() and not ws.verified.exists()
+    assert [name for name, _ in oracle.calls] == ["ood"]
+
+
+def test_a_treatment_that_trained_on_every_target_particle_keeps_its_labels(
+    tiny_campaign, tmp_path
+):
+    """K above the class sizes proposes every unanimous particle, so ``top1k`` trains on
+    the whole target and predicts nothing: its training labels give its flux, and no
+    accuracy is claimed without held-out particles."""
+    campaign = load_campaign(tiny_campaign, check_images="none")
+    oracle = OracleEnsemble(campaign, "RR")
+    summary = run_pipeline(_settings(k=1000), campaign, Workspace(tmp_path), oracle)
+    assert sorted(dict(oracle.calls)["top1k"]) == sorted(oracle.target_ids)
+    assert summary["held_out_particles"] == 0
+    assert summary["accuracy"]["top1k"] == {"mean": None, "sd": None, "per_member": []}
+    by_sample = pd.read_csv(tmp_path / "flux" / "flux_by_sample.csv")
+    top1k = by_sample[by_sample["treatment"] == "top1k"]
+    assert sorted(top1k["member"].unique()) == [0, 1] and (top1k["flux_mmol_m2_d"] >= 0).all()
