@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import numpy as np
 import pytest
@@ -14,11 +15,12 @@ from plankflux.data.cytosense_transforms import PairTransform
 from plankflux.data.multicrop import MultiCropTransform
 from plankflux.datamodules.cytosense import CytoSenseDataModule
 from plankflux.models.components.dino_head import DINOHead
-from plankflux.models.dino import (
-    DINOModule,
+from plankflux.models.dino import DINOModule
+from plankflux.optim.schedules import (
     cosine_schedule,
     teacher_momentum,
     teacher_temperature,
+    warmup_cosine,
 )
 from plankflux.synthetic.cytosense import generate_cytosense
 
@@ -118,7 +120,11 @@ class Record(Callback):
 
 
 def test_lr_warms_up_then_follows_a_cosine_and_weight_decay_rises():
-    model = _module(lr=1e-3, min_lr=1e-5, warmup_epochs=2, teacher_temp_warmup_epochs=3)
+    model = _module(
+        optimizer=partial(torch.optim.AdamW, lr=1e-3),
+        scheduler=partial(warmup_cosine, warmup_epochs=2, start_factor=0.0, min_lr=1e-5),
+        teacher_temp_warmup_epochs=3,
+    )
     record = Record()
     trainer = _trainer(max_epochs=4, callbacks=[record])
     trainer.fit(model, DataLoader(Batches(4), batch_size=2))  # 2 steps an epoch, 8 in all
