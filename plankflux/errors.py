@@ -73,3 +73,7 @@ class ProblemsError(PlankfluxError):
         more = len(self.problems) - max_shown
         tail = f"\n  ... and {more} more{f' ({hint})' if hint else ''}" if more > 0 else ""
         super().__init__(f"{subject}: {len(self.problems)} problem(s){note}:\n  {shown}{tail}")
+
+
+class MissingFileError(PlankfluxError, FileNotFoundError):
+    """A file the user named does not exist (also a ``FileNotFoundError``)."""

@@ -68,7 +68,8 @@ def test_tiny_in_domain_experiment_writes_nine_setup_table(tmp_path):
     import torch
 
     state = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
-    assert "logit_bias" in state and state["logit_bias"].item() != pytest.approx(-10.0, abs=1e-9)
+    bias = state["clip.logit_bias"]
+    assert bias.item() != pytest.approx(-10.0, abs=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
 """ContrastiveModule: CLIP-style image–profile pre-training (Paper B), a thin system.
 
-The parts are plain modules: towers (``plankflux.models.components.image_towers`` /
-``profile_towers``), projection heads and the losses of ``plankflux.losses``. This
-module owns the learnable log-temperature (and the SigLIP bias), clamps the
-temperature after every step, and follows open_clip in returning from ``forward`` a
-dict whose keys are the loss's arguments.
+The model is a plain module, :class:`~plankflux.models.components.clip.ImageProfileCLIP`
+(towers, projections, the learnable temperature and SigLIP's bias), whose ``forward``
+returns the loss's keyword arguments as open_clip's models do; the loss comes from
+``plankflux.losses``. This system only wires optimisation, logging and the clamp of
+the temperature after every step.
 
 Batches are dicts from :class:`~plankflux.datamodules.cytosense.CytoSenseDataModule`:
 ``image`` (B, 1, S, S), ``profile`` (B, 6, T), ``image_size`` (B, 2) and
@@ -13,7 +13,6 @@ Batches are dicts from :class:`~plankflux.datamodules.cytosense.CytoSenseDataMod
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from functools import partial
 
@@ -22,9 +21,7 @@ from lightning import LightningModule
 from torch import Tensor
 
 from plankflux.losses import LOSSES
-from plankflux.models.components.image_towers import build_image_tower
-from plankflux.models.components.profile_towers import build_profile_tower
-from plankflux.models.components.projection import ModalityEncoder, ProjectionHead
+from plankflux.models.components.clip import ImageProfileCLIP
 from plankflux.optim.schedules import (
     OptimizerFactory,
     SchedulerFactory,
@@ -32,7 +29,7 @@ from plankflux.optim.schedules import (
     warmup_cosine,
 )
 
-MAX_LOGIT_SCALE = 100.0  # CLIP's clamp: the temperature never goes below 0.01
+_CLIP_PARTS = ("image_encoder", "profile_encoder", "log_logit_scale", "logit_bias")
 
 
 class ContrastiveModule(LightningModule):
@@ -77,33 +74,22 @@ class ContrastiveModule(LightningModule):
         self.scheduler_factory = scheduler or partial(
             warmup_cosine, warmup_epochs=5, start_factor=0.01, min_lr=1e-5
         )
-        image = build_image_tower(**dict(image_tower))
-        profile = build_profile_tower(**dict(profile_tower))
-        # Size scalars are appended before projection: image (H, W) -> 2, profile L -> 1.
-        self.image_encoder = ModalityEncoder(
-            image, ProjectionHead(image.width, 2, embed_dim, dropout)
-        )
-        self.profile_encoder = ModalityEncoder(
-            profile, ProjectionHead(profile.width, 1, embed_dim, dropout)
+        self.clip = ImageProfileCLIP(
+            image_tower,
+            profile_tower,
+            embed_dim,
+            dropout,
+            init_temperature,
+            init_bias if loss == "siglip" else None,
         )
         self.loss = LOSSES[loss]()
-        self.log_logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / init_temperature)))
-        self.logit_bias = torch.nn.Parameter(torch.tensor(init_bias)) if loss == "siglip" else None
 
     def encode(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Image and profile embeddings ``(B, D)``, L2-normalised."""
-        image = self.image_encoder(batch["image"], batch["image_size"])
-        profile = self.profile_encoder(batch["profile"], batch["profile_length"])
-        return image, profile
+        return self.clip.encode(batch)
 
     def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor | None]:
-        image, profile = self.encode(batch)
-        return {
-            "image_features": image,
-            "profile_features": profile,
-            "logit_scale": self.log_logit_scale.exp(),
-            "logit_bias": self.logit_bias,
-        }
+        return self.clip(batch)
 
     def _step(self, batch: Mapping[str, Tensor], split: str) -> Tensor:
         loss = self.loss(**self(batch))
@@ -121,7 +107,8 @@ class ContrastiveModule(LightningModule):
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
         loss = self._step(batch, "train")
-        self.log("train/temperature", 1 / self.log_logit_scale.exp(), on_step=False, on_epoch=True)
+        temperature = 1 / self.clip.log_logit_scale.exp()
+        self.log("train/temperature", temperature, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
@@ -132,8 +119,14 @@ class ContrastiveModule(LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         # open_clip clamps after every optimiser step, so the scale never runs away.
-        with torch.no_grad():
-            self.log_logit_scale.clamp_(0, math.log(MAX_LOGIT_SCALE))
+        self.clip.clamp_logit_scale()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Checkpoints written before the CLIP model became its own nn.Module kept its
+        # parameters at the top level (image_encoder.*, log_logit_scale, ...).
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.split(".")[0] in _CLIP_PARTS]:
+            state[f"clip.{key}"] = state.pop(key)
 
     def predict_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """``{"index": (B,), "label": (B,), "image": (B, D), "profile": (B, D)}``."""

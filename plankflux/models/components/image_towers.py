@@ -25,9 +25,10 @@ import sys
 from pathlib import Path
 
 import timm
-import torch
 from timm.models import adapt_input_conv
 from torch import Tensor, nn
+
+from plankflux.models.components.weights import read_state_dict
 
 PAPER_TOWERS = ("efficientnet_b0", "convnext_femto", "vit_tiny_patch16_224")
 LARGE_TOWERS = ("efficientnet_b4", "convnext_tiny", "vit_small_patch16_224")
@@ -121,7 +122,7 @@ def build_image_tower(
         load_by_position(model, efficientnet_lite0_package_file())
     elif mode == "file":
         path = Path(pretrained)  # type: ignore[arg-type]
-        state = _load_state(path)
+        state = read_state_dict(path, "use pretrained=timm or false")
         first = model.pretrained_cfg.get("first_conv") or ""
         if name in LITE0_ARCHS and f"{first}.weight" not in state:
             load_by_position(model, path, state)  # the package's own key naming
@@ -157,18 +158,6 @@ def _create_from_hub(name: str, in_chans: int, kwargs: dict) -> nn.Module:
             "pretrained=false for random initialisation"
             + (f" (or pretrained=package after `{LITE0_INSTALL}`)" if "lite0" in name else "")
         ) from err
-
-
-def _load_state(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path} (use pretrained=timm or false)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):  # Lightning / training-script checkpoints
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict")
-    return {k.removeprefix("module."): v for k, v in state.items()}
 
 
 def load_timm_state(model: nn.Module, state: dict[str, Tensor], path: Path | str = "") -> None:
@@ -234,7 +223,7 @@ def load_by_position(
     converted as timm does (summed over RGB for one channel); otherwise ``ValueError``.
     The model's ``num_batches_tracked`` counters are left as they are.
     """
-    state = _load_state(Path(path)) if state is None else state
+    state = read_state_dict(path, "use pretrained=timm or false") if state is None else state
     source = [(k, v) for k, v in state.items() if not _is_buffer_to_skip(k)]
     target = [(k, v) for k, v in model.state_dict().items() if not _is_buffer_to_skip(k)]
     extra = len(source) - len(target)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 from urllib.error import URLError
 
-import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
+
+from plankflux.models.components.weights import read_state_dict
 
 NO_WEIGHTS_WARNING = (
     "ResNet-18 starts from random weights (weights=none): results will NOT match the paper, "
@@ -54,12 +54,8 @@ def load_backbone_state(net: nn.Module, path: str | os.PathLike) -> None:
     Accepts a bare state dict or a Lightning checkpoint (``state_dict`` with a
     ``net.`` prefix). The classification head is skipped; every other weight must match.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path} (use weights=imagenet or none)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = {k.removeprefix("net."): v for k, v in state["state_dict"].items()}
+    state = read_state_dict(path, "use weights=imagenet or none")
+    state = {k.removeprefix("net."): v for k, v in state.items()}  # a plankflux checkpoint
     backbone = {k: v for k, v in state.items() if not k.startswith("fc.")}
     missing, unexpected = net.load_state_dict(backbone, strict=False)
     missing = [k for k in missing if not k.startswith("fc.")]

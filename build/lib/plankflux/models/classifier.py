@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 
 import torch
 from lightning import LightningModule
@@ -12,6 +13,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassPrecision, MulticlassRecall
 
 from plankflux.models.components.resnet import build_resnet18
+from plankflux.optim.schedules import OptimizerFactory, SchedulerFactory, configure_optimization
 
 
 class ParticleClassifier(LightningModule):
@@ -32,16 +34,20 @@ class ParticleClassifier(LightningModule):
         self,
         class_names: Sequence[str],
         weights: str | os.PathLike | None = "imagenet",
-        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
         image_size: int = 224,
         resize_mode: str = "resize",
         normalize: str | None = "none",
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["optimizer"])
+        # The factories are configuration, not state: kept out of the checkpoint.
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.class_names = list(class_names)
         self.net = build_resnet18(len(self.class_names), weights)
-        self.optimizer_factory = optimizer
+        # Paper A: AdamW, lr 1e-3, weight decay 1e-2, no schedule (docs/paper_a.md).
+        self.optimizer_factory = optimizer or partial(torch.optim.AdamW, lr=1e-3, weight_decay=1e-2)
+        self.scheduler_factory = scheduler
         self.criterion = nn.CrossEntropyLoss()
         num_classes = len(self.class_names)
         self.metrics = nn.ModuleDict(
@@ -109,7 +115,10 @@ class ParticleClassifier(LightningModule):
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         return {"row": batch["row"], "probs": self(batch["image"]).softmax(dim=-1)}
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        if self.optimizer_factory is None:  # the paper's optimiser
-            return torch.optim.AdamW(self.parameters(), lr=1e-3, weight_decay=1e-2)
-        return self.optimizer_factory(params=self.parameters())
+    def configure_optimizers(self):
+        return configure_optimization(
+            self.parameters(),
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.trainer,
+        )

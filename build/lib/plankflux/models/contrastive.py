@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import torch
 from lightning import LightningModule
@@ -24,6 +25,12 @@ from plankflux.losses import LOSSES
 from plankflux.models.components.image_towers import build_image_tower
 from plankflux.models.components.profile_towers import build_profile_tower
 from plankflux.models.components.projection import ModalityEncoder, ProjectionHead
+from plankflux.optim.schedules import (
+    OptimizerFactory,
+    SchedulerFactory,
+    configure_optimization,
+    warmup_cosine,
+)
 
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp: the temperature never goes below 0.01
 
@@ -40,12 +47,8 @@ class ContrastiveModule(LightningModule):
         dropout: float = 0.2,
         init_temperature: float = 0.07,
         init_bias: float = -10.0,
-        lr: float = 0.005,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-3,
-        warmup_epochs: int = 5,
-        warmup_start_factor: float = 0.01,
-        min_lr: float = 1e-5,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
         class_names: Sequence[str] | None = None,
     ):
         """
@@ -56,16 +59,24 @@ class ContrastiveModule(LightningModule):
             loss: ``infonce`` or ``siglip``.
             init_temperature: CLIP's 0.07 for InfoNCE; SigLIP starts at 0.1 (scale 10).
             init_bias: SigLIP's learnable bias, initialised at -10 (unused by InfoNCE).
-            lr, momentum, weight_decay: SGD with Nesterov momentum (docs/paper_b.md).
-            warmup_epochs, warmup_start_factor, min_lr: linear warm-up from 1% of
-                ``lr`` over 5 epochs, then cosine to ``min_lr``.
+            optimizer: a ``_partial_`` optimiser; default Paper B's SGD, Nesterov
+                momentum 0.9, lr 0.005, weight decay 1e-3 (docs/paper_b.md).
+            scheduler: a ``_partial_`` scheduler; default :func:`warmup_cosine`, linear
+                warm-up from 1 % of the lr over 5 epochs, then cosine to 1e-5.
             class_names: the labelled classes of the data (kept with the checkpoint for
                 the k-NN evaluation; pre-training itself uses no labels).
         """
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
-        self.save_hyperparameters()
+        # The factories are configuration, not state: kept out of the checkpoint.
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.optimizer_factory = optimizer or partial(
+            torch.optim.SGD, lr=0.005, momentum=0.9, nesterov=True, weight_decay=1e-3
+        )
+        self.scheduler_factory = scheduler or partial(
+            warmup_cosine, warmup_epochs=5, start_factor=0.01, min_lr=1e-5
+        )
         image = build_image_tower(**dict(image_tower))
         profile = build_profile_tower(**dict(profile_tower))
         # Size scalars are appended before projection: image (H, W) -> 2, profile L -> 1.
@@ -135,27 +146,9 @@ class ContrastiveModule(LightningModule):
         }
 
     def configure_optimizers(self):
-        hp = self.hparams
-        optimizer = torch.optim.SGD(
+        return configure_optimization(
             self.parameters(),
-            lr=hp.lr,
-            momentum=hp.momentum,
-            nesterov=True,
-            weight_decay=hp.weight_decay,
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.trainer,
         )
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        epochs = max(1, self.trainer.max_epochs or 1)
-        warmup = min(total - 1, hp.warmup_epochs * total // epochs) if total > 1 else 0
-        floor = hp.min_lr / hp.lr
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return hp.warmup_start_factor + (1 - hp.warmup_start_factor) * step / warmup
-            progress = (step - warmup) / max(1, total - warmup)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }

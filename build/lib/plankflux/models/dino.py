@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -46,24 +46,16 @@ from torch import Tensor, nn
 from plankflux.losses.dino import DINOLoss
 from plankflux.models.components.dino_head import DINOHead
 from plankflux.models.components.image_towers import build_image_tower
-
-
-def cosine_schedule(step: int, total: int, start: float, end: float) -> float:
-    """``start`` at ``step = 0`` to ``end`` at ``step = total`` along half a cosine."""
-    progress = min(1.0, max(0.0, step / max(1, total)))
-    return end + (start - end) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def teacher_momentum(step: int, total: int, base: float = 0.996) -> float:
-    """EMA momentum of optimiser step ``step`` of ``total``: cosine ``base`` → 1."""
-    return cosine_schedule(step, total, base, 1.0)
-
-
-def teacher_temperature(epoch: int, start: float, end: float, warmup_epochs: int) -> float:
-    """DINO's ``linspace(start, end, warmup_epochs)`` indexed by epoch, then ``end``."""
-    if epoch >= warmup_epochs - 1:
-        return end
-    return start + (end - start) * epoch / (warmup_epochs - 1)
+from plankflux.optim.schedules import (
+    OptimizerFactory,
+    SchedulerFactory,
+    configure_optimization,
+    cosine_schedule,
+    decay_param_groups,
+    teacher_momentum,
+    teacher_temperature,
+    warmup_cosine,
+)
 
 
 class DINOModule(LightningModule):
@@ -83,9 +75,8 @@ class DINOModule(LightningModule):
         teacher_temp_warmup_epochs: int = 30,
         center_momentum: float = 0.9,
         momentum: float = 0.996,
-        lr: float = 5e-4,
-        min_lr: float = 1e-6,
-        warmup_epochs: int = 10,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
         weight_decay: float = 0.04,
         weight_decay_end: float = 0.4,
         freeze_last_layer_epochs: int = 1,
@@ -101,17 +92,25 @@ class DINOModule(LightningModule):
             student_temp, center_momentum: :class:`DINOLoss` (0.1, 0.9).
             teacher_temp, teacher_temp_end, teacher_temp_warmup_epochs: 0.04 → 0.07 over 30.
             momentum: the teacher's EMA momentum at the first step (→ 1 at the last).
-            lr: peak AdamW learning rate; DINO scales 0.0005 per 256 images of global
-                batch (5e-4 at batch 256, 1e-3 at 512). ``min_lr``: its cosine floor.
-            warmup_epochs: linear lr warm-up from 0 (DINO: 10).
-            weight_decay, weight_decay_end: cosine weight-decay schedule (0.04 → 0.4).
+            optimizer: a ``_partial_`` optimiser over the weight/no-weight-decay groups;
+                default AdamW at DINO's peak lr 5e-4 (DINO scales 0.0005 per 256 images
+                of global batch: 1e-3 at 512).
+            scheduler: a ``_partial_`` lr scheduler; default :func:`warmup_cosine`, linear
+                warm-up from 0 over 10 epochs, then cosine to 1e-6.
+            weight_decay, weight_decay_end: cosine weight-decay schedule (0.04 → 0.4)
+                of the weights' group; biases and norm scales get none.
             freeze_last_layer_epochs: epochs without updates of the head's last layer.
             clip_grad: per-parameter gradient-norm clip (``None`` or 0: off).
             class_names: the labelled classes (kept for the k-NN evaluation; DINO
                 itself uses no labels).
         """
         super().__init__()
-        self.save_hyperparameters()
+        # The factories are configuration, not state: kept out of the checkpoint.
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.optimizer_factory = optimizer or partial(torch.optim.AdamW, lr=5e-4)
+        self.scheduler_factory = scheduler or partial(
+            warmup_cosine, warmup_epochs=10, start_factor=0.0, min_lr=1e-6
+        )
         tower_kwargs = dict(image_tower)
         if str(tower_kwargs.get("name", "")).startswith(("vit_", "deit", "eva")):
             tower_kwargs.setdefault("dynamic_img_size", True)
@@ -245,30 +244,9 @@ class DINOModule(LightningModule):
             teacher.mul_(momentum).add_(student.detach(), alpha=1 - momentum)
 
     def configure_optimizers(self):
-        hp = self.hparams
-        decay, no_decay = [], []
-        for p in self.student.parameters():
-            if p.requires_grad:
-                (decay if p.ndim > 1 else no_decay).append(p)
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": hp.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=hp.lr,
+        return configure_optimization(
+            decay_param_groups(self.student.parameters(), self.hparams.weight_decay),
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.trainer,
         )
-        total = self._total_steps()
-        epochs = max(1, self.trainer.max_epochs or 1)
-        warmup = min(total - 1, hp.warmup_epochs * total // epochs) if total > 1 else 0
-        floor = hp.min_lr / hp.lr
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return step / warmup
-            return cosine_schedule(step - warmup, total - warmup, 1.0, floor)
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
