@@ -10,6 +10,7 @@ folder.
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -25,10 +26,15 @@ def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> subprocess.Compl
 
 
 def test_installed_wheel_trains_and_runs_the_pipeline_from_another_folder(tmp_path):
-    dist = tmp_path / "dist"
-    _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(REPO)], REPO
+    # Built from a copy: setuptools leaves build/ and *.egg-info in the folder it builds.
+    source = tmp_path / "source"
+    skip = shutil.ignore_patterns(
+        ".*", "build", "*.egg-info", "__pycache__", "data", "logs", "demo"
     )
+    shutil.copytree(REPO, source, ignore=skip)
+    dist = tmp_path / "dist"
+    wheel_cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist)]
+    _run([*wheel_cmd, str(source)], tmp_path)
     (wheel,) = dist.glob("plankflux-*.whl")
 
     venv = tmp_path / "venv"

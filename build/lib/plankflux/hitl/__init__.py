@@ -1,2 +1,0 @@
-"""Human-in-the-loop domain adaptation (docs/paper_a.md): voting, proposal folders,
-verification ingest, minboost and a simulated expert."""

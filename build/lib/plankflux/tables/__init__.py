@@ -1,1 +1,0 @@
-"""Paper tables and figures, collected from run outputs."""
