@@ -75,5 +75,11 @@ class ProblemsError(PlankfluxError):
         super().__init__(f"{subject}: {len(self.problems)} problem(s){note}:\n  {shown}{tail}")
 
 
+#: What every entry point reports as one message and exit status 1, no traceback:
+#: bad input or settings (``PlankfluxError`` is a ``ValueError``) and files that are
+#: missing, unreadable or in the way (``OSError``). ``PLANKFLUX_TRACEBACK=1`` re-raises.
+USER_ERRORS = (ValueError, OSError)
+
+
 class MissingFileError(PlankfluxError, FileNotFoundError):
     """A file the user named does not exist (also a ``FileNotFoundError``)."""

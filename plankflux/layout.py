@@ -131,9 +131,6 @@ class Workspace:
         """``ood/`` for the out-of-domain ensemble, ``retrain/<treatment>/`` otherwise."""
         return self.root / "ood" if treatment == "ood" else self.root / "retrain" / treatment
 
-    def scores(self, treatment: str) -> Path:
-        return self.ensemble(treatment) / SCORES_FILE
-
     @property
     def proposals(self) -> Path:
         return self.root / "proposals"

@@ -10,4 +10,4 @@ bash scripts/setup.sh
 export WANDB_MODE=offline
 export PLANKFLUX_DATA_DIR=${PLANKFLUX_DATA_DIR:-demo/data}
 export PLANKFLUX_LOG_DIR=${PLANKFLUX_LOG_DIR:-demo/logs}
-.venv/bin/plankflux-pipeline experiment=pipeline_demo "$@"
+.venv/bin/plankflux pipeline experiment=pipeline_demo "$@"

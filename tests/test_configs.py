@@ -30,3 +30,53 @@ def test_experiment_builds_its_callbacks_and_trainer(experiment, tmp_path):
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False)
     assert trainer.checkpoint_callback is not None
     assert Path(trainer.checkpoint_callback.dirpath) == tmp_path / "checkpoints"
+
+
+@pytest.mark.parametrize("experiment", ["pipeline_demo", "pipeline_paper"])
+def test_pipeline_experiments_compose(experiment, tmp_path):
+    """pipeline_paper builds on paper_member (a nested experiment with its own overrides)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("pipeline", overrides=[f"experiment={experiment}", "data.root=x"])
+    if experiment == "pipeline_paper":
+        assert (cfg.data.image_size, cfg.data.batch_size, cfg.data.num_workers) == (224, 128, 8)
+        assert (cfg.model.weights, cfg.trainer.max_epochs) == ("imagenet", 100)
+    else:
+        assert (cfg.data.image_size, cfg.model.weights, cfg.trainer.max_epochs) == (32, "none", 6)
+    assert list(cfg.members) == [0, 1, 2, 3, 4] and cfg.proposals.k == 1000
+    assert cfg.data._target_ == "plankflux.datamodules.trap.TrapDataModule"
+
+
+@pytest.mark.parametrize(
+    ("model", "system"),
+    [
+        ("classifier", "plankflux.models.classifier.ParticleClassifier"),
+        ("clip", "plankflux.models.contrastive.ContrastiveModule"),
+        ("dino", "plankflux.models.dino.DINOModule"),
+    ],
+)
+def test_model_config_optimiser_equals_the_code_default(model, system):
+    """The papers' optimiser settings stand in the configs and as code defaults (for
+    systems built by hand): the two must agree."""
+    import functools
+
+    from hydra.utils import get_class
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={model}"])
+    cls = get_class(system)
+    configured = instantiate(cfg.model.optimizer)
+    assert isinstance(configured, functools.partial)
+    kwargs = {"class_names": ["a", "b"], "weights": None} if model == "classifier" else {}
+    if model != "classifier":
+        kwargs["image_tower"] = {"name": "tiny_cnn", "pretrained": False, "width": 8}
+    if model == "clip":
+        kwargs["profile_tower"] = {"name": "cnn"}
+    built = cls(**kwargs)
+    assert built.optimizer_factory.func is configured.func
+    assert built.optimizer_factory.keywords == configured.keywords
+    if cfg.model.scheduler is None:
+        assert built.scheduler_factory is None
+    else:
+        scheduler = instantiate(cfg.model.scheduler)
+        assert built.scheduler_factory.func is scheduler.func
+        assert built.scheduler_factory.keywords == scheduler.keywords

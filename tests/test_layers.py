@@ -42,6 +42,9 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     """``(line, module)`` of every plankflux module that ``path`` imports."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level:  # unchecked, so not allowed
+            found.append((node.lineno, f"plankflux.<relative import {'.' * node.level}>"))
+            continue
         if isinstance(node, ast.ImportFrom) and node.module == "plankflux":
             modules = [f"plankflux.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
@@ -94,6 +97,10 @@ def test_no_upward_or_sideways_import():
             ["plankflux/eval/x.py:2 imports plankflux.runs.train"],
         ),
         ("from plankflux.flux.tables import y\nfrom plankflux.eval import z\n", []),
+        (
+            "from ..models import m\n",
+            ["plankflux/eval/x.py:1 imports plankflux.<relative import ..>"],
+        ),
     ],
 )
 def test_the_check_sees_top_level_and_lazy_imports(tmp_path, source, expected):

@@ -11,7 +11,7 @@ Both arms do the same work in this one process, with the same torch thread count
 * per epoch: a training pass, a validation pass (loss, accuracy, per-class and macro
   precision/recall), a metrics row written to a CSV file, a ``best`` checkpoint when the
   validation loss improves and a ``last`` one every epoch (model + optimiser state) --
-  what the two ``ModelCheckpoint`` callbacks of ``conf/callbacks/default.yaml`` write --
+  what the ``model_checkpoint`` and ``last_checkpoint`` callback configs write --
   and an early-stopping check.
 
 The plankflux arm is ``plankflux.runs.train.run(cfg)`` on a config composed by Hydra as
@@ -65,7 +65,7 @@ from plankflux.utils.atomic import atomic_open
 
 TRAIN_DOMAINS = ["FC", "FO", "JC", "SR"]
 TARGET_DOMAIN = "RR"
-PATIENCE = 10  # conf/callbacks/default.yaml early_stopping.patience
+PATIENCE = 10  # plankflux/conf/callbacks/early_stopping.yaml
 
 
 class FitTimer(L.Callback):
@@ -209,7 +209,7 @@ def bare_arm(root: Path, cache: Path, out_dir: Path, args, epochs: int) -> dict:
         metrics_file.flush()
         val_phase += time.perf_counter() - t_val
         epochs_run += 1
-        # As conf/callbacks/default.yaml's two ModelCheckpoints do: best when the
+        # As the model_checkpoint and last_checkpoint callback configs do: best when the
         # validation loss improves, last after every epoch (model + optimiser state).
         state = {
             "epoch": epoch,

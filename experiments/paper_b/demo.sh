@@ -17,7 +17,7 @@ export PLANKFLUX_DATA_DIR=${PLANKFLUX_DATA_DIR:-demo/data}
 export PLANKFLUX_LOG_DIR=${PLANKFLUX_LOG_DIR:-demo/logs/paper_b}
 EPOCHS=${EPOCHS:-30}
 OUT=${OUT:-demo/paper_b_tables}
-TRAIN=.venv/bin/plankflux-train
+TRAIN=".venv/bin/plankflux train"
 TARGETS=data@callbacks.knn_evaluation.targets
 CPU=(trainer=cpu "trainer.max_epochs=$EPOCHS" +trainer.enable_progress_bar=false
      model.image_tower.pretrained=false data.fold=0 data.num_workers=0 data.pin_memory=false)

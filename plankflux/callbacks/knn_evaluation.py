@@ -35,7 +35,6 @@ from plankflux.eval.knn import N_VALUES, SETUPS
 log = logging.getLogger(__name__)
 
 
-# What a target inherits from the training data unless it says otherwise.
 class KnnGalleryEvaluation(Callback):
     def __init__(
         self,

@@ -4,28 +4,36 @@
 overrides, ``-m`` sweeps, ``--cfg job`` and ``--help`` work as Hydra documents them;
 ``plankflux-train``, ``plankflux-predict`` and ``plankflux-pipeline`` are the same
 functions under their older names. Each task is one call into :mod:`plankflux.runs`;
-a :class:`~plankflux.errors.PlankfluxError` (bad data or settings) ends the run with
-its message and exit status 1 instead of a traceback.
+an error the user can fix (:data:`~plankflux.errors.USER_ERRORS`: bad data, settings
+or files) ends a run with its message and exit status 1 instead of a traceback; in a
+sweep (``-m``) it is logged and re-raised, so that Hydra runs the other jobs first.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from plankflux.errors import PlankfluxError
+from plankflux.errors import USER_ERRORS
 from plankflux.layout import CONFIG_DIR
 
 
-def _reported(run: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
+def _reported(run: Callable[[DictConfig], object], verb: str) -> Callable[[DictConfig], object]:
     def task(cfg: DictConfig):
         try:
             return run(cfg)
-        except PlankfluxError as err:
-            print(f"plankflux: error: {err}", file=sys.stderr)
+        except USER_ERRORS as err:
+            if os.environ.get("PLANKFLUX_TRACEBACK"):
+                raise
+            print(f"plankflux {verb}: {err}", file=sys.stderr)
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise  # Hydra records this job's failure and goes on with the others
             sys.exit(1)
 
     return task
@@ -36,7 +44,7 @@ def train(cfg: DictConfig) -> float | None:
     """Fit (and test) one model, or one member per seed of ``members``."""
     from plankflux.runs.train import run_training
 
-    return _reported(run_training)(cfg)
+    return _reported(run_training, "train")(cfg)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
@@ -44,7 +52,7 @@ def predict(cfg: DictConfig) -> None:
     """Per-member softmax scores of an ensemble on the target domain."""
     from plankflux.runs.predict import run
 
-    _reported(run)(cfg)
+    _reported(run, "predict")(cfg)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pipeline")
@@ -52,7 +60,7 @@ def pipeline(cfg: DictConfig) -> None:
     """Paper A's human-in-the-loop domain adaptation for one target domain."""
     from plankflux.runs.pipeline import run_from_config
 
-    _reported(run_from_config)(cfg)
+    _reported(run_from_config, "pipeline")(cfg)
 
 
 #: verb -> (task, one-line help) for ``plankflux <verb>``

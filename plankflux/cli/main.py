@@ -20,8 +20,10 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from plankflux.cli.hydra_tasks import TASKS
+from plankflux.errors import USER_ERRORS
 
 TOOL_MODULES = (
     "plankflux.cli.tools.synth",
@@ -34,11 +36,6 @@ TOOL_MODULES = (
     "plankflux.cli.tools.hitl",
     "plankflux.cli.tools.ecotaxa",
 )
-
-#: What a file tool may raise for bad input: reported in one line, not as a traceback.
-#: (Library checks raise :class:`~plankflux.errors.PlankfluxError`, a ``ValueError``;
-#: ``OSError`` covers a missing, unreadable or already existing file.)
-USER_ERRORS = (ValueError, OSError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TASKS:
         task, _ = TASKS[argv[0]]
-        sys.argv = [f"plankflux {argv[0]}", *argv[1:]]  # Hydra reads its overrides here
+        # Hydra reads its overrides from sys.argv; DDP re-runs sys.argv[0] in each new
+        # process without our verb, so point it at the verb's own script (same runs).
+        script = Path(sys.argv[0]).with_name(f"plankflux-{argv[0]}")
+        sys.argv = [str(script) if script.is_file() else sys.argv[0], *argv[1:]]
         task()
         return 0
     args = build_parser().parse_args(argv)

@@ -134,7 +134,7 @@ def read_profile(path: str | os.PathLike) -> np.ndarray:
     except (OSError, ValueError):
         pass
     problems = profile_problems(path) or [Problem(str(path), "profile cannot be parsed")]
-    raise PairsError(path.parent, problems)
+    raise ProblemsError(f"profile {path}", problems)
 
 
 def write_profile(path: str | os.PathLike, profile: np.ndarray) -> None:

@@ -254,6 +254,7 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
         return frame
 
 
+# What a target inherits from the training data unless it says otherwise.
 INHERITED = (
     "image_size",
     "image_pad_size",

@@ -34,10 +34,6 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         raise PlankfluxError(f"{path}: not a checkpoint written by plankflux train") from err
 
 
-# Hyper-parameters that must match between members, and between members and the data.
-DATA_SIGNATURE = ("class_names", "image_size", "resize_mode", "normalize")
-
-
 def find_member_checkpoints(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
     """Member checkpoints from a run/multirun folder (every ``checkpoints/best.ckpt``
     below it, in natural order of their folders) or from an explicit list of files."""
@@ -85,7 +81,7 @@ def data_signature(hparams) -> dict:
 
 
 def load_trained_system(checkpoint: str | os.PathLike, map_location="cpu"):
-    """A CLIP or DINO system from a ``plankflux-train`` checkpoint, in eval mode.
+    """A CLIP or DINO system from a ``plankflux train`` checkpoint, in eval mode.
 
     Returns ``(module, checkpoint dict)``; the dict keeps the training data's settings
     (``datamodule_hyper_parameters``). The towers are rebuilt without their pretrained

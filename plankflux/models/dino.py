@@ -5,7 +5,8 @@ without gradients, an exponential moving average of the student. The loss is
 :class:`~plankflux.losses.dino.DINOLoss`. This module owns the schedules, all
 functions of the optimiser step or the epoch (so a resumed run picks them up again):
 
-* learning rate: linear warm-up from 0 over ``warmup_epochs``, then cosine to ``min_lr``;
+* learning rate: linear warm-up from 0 over 10 epochs, then cosine to 1e-6 (the
+  ``scheduler``, :func:`~plankflux.optim.schedules.warmup_cosine`);
 * weight decay: cosine from ``weight_decay`` to ``weight_decay_end`` (DINO's 0.04 → 0.4),
   on weights only (biases and other 1-D parameters are not decayed);
 * teacher EMA momentum: cosine from ``momentum`` (0.996) to 1 over all training steps;

@@ -2,7 +2,7 @@
 
 Every system is configured the same way: a Hydra ``_partial_`` optimiser (called with
 the parameters, or with parameter groups) and an optional ``_partial_`` scheduler
-(called with the optimiser and the run's length), both in ``conf/model/<system>.yaml``;
+(called with the optimiser and the run's length), both in ``plankflux/conf/model/<system>.yaml``;
 :func:`configure_optimization` turns them into what Lightning's
 ``configure_optimizers`` returns. Paper A's member uses AdamW and no schedule;
 Paper B's CLIP uses SGD with :func:`warmup_cosine` (linear warm-up from 1 % over 5

@@ -41,10 +41,12 @@ from plankflux.eval.flux_assessment import FILES
 from plankflux.flux.predictions import predictions_from_scores
 from plankflux.hitl import steps
 from plankflux.layout import (
+    MANIFEST_FILE,
     PARTICLES_FILE,
     PREDICTION_COLUMNS,
     SCORES_FILE,
     Workspace,
+    read_scores,
     read_verified,
 )
 from plankflux.runs import predict, train
@@ -105,7 +107,7 @@ def verify(
 
 def accuracy_by_member(scores: Path, classes, truth: pd.Series, keep: set[str]) -> list[float]:
     """Per-member accuracy of ``scores`` on the labelled particles in ``keep``."""
-    frame = pd.read_parquet(scores)
+    frame = read_scores(scores, classes)
     frame = frame[frame["particle_id"].isin(keep)]
     predicted = np.asarray(classes)[frame[list(classes)].to_numpy().argmax(axis=1)]
     correct = predicted == truth.reindex(frame["particle_id"]).to_numpy()
@@ -127,11 +129,13 @@ def run_pipeline(
 
     # 1-2. Out-of-domain ensemble and its scores on every target particle.
     ood_scores = _fit_once(fit_and_score, ws.ensemble("ood"), None)
-    scores = pd.read_parquet(ood_scores)
+    scores = read_scores(ood_scores, classes)
 
-    # 3. Voting proposals; "top1k" retrains with them unverified.
-    steps.propose(scores, campaign, ws.proposals, k=settings.k, link=settings.link)
-    manifest = pd.read_csv(ws.proposals / "manifest.csv", dtype=str, keep_default_na=False)
+    # 3. Voting proposals; "top1k" retrains with them unverified. A folder whose
+    # manifest exists is complete (the manifest is written last) and is not rewritten.
+    if not (ws.proposals / MANIFEST_FILE).exists():
+        steps.propose(scores, campaign, ws.proposals, k=settings.k, link=settings.link)
+    manifest = pd.read_csv(ws.proposals / MANIFEST_FILE, dtype=str, keep_default_na=False)
     top1k = manifest.rename(columns={"proposed_label": "label"})
     labels = {"top1k": steps.write_training_labels(ws.labels("top1k"), [top1k])}
 
@@ -142,16 +146,17 @@ def run_pipeline(
     labels["verify"] = steps.write_training_labels(ws.labels("verify"), [kept])
 
     # 5. Minboost: rare classes, the images every member ranks in its top K.
-    steps.boost(
-        scores,
-        verified,
-        manifest["particle_id"],
-        campaign,
-        ws.minboost,
-        min_verified=settings.min_verified,
-        k=settings.minboost_k,
-        link=settings.link,
-    )
+    if not (ws.minboost / MANIFEST_FILE).exists():
+        steps.boost(
+            scores,
+            verified,
+            manifest["particle_id"],
+            campaign,
+            ws.minboost,
+            min_verified=settings.min_verified,
+            k=settings.minboost_k,
+            link=settings.link,
+        )
     boosted = verify(settings, ws.minboost, ws.minboost_verified, campaign, "minboost")
     effort["minboost"] = steps.review_effort(boosted)
     labels["minboost"] = steps.write_training_labels(
@@ -234,7 +239,7 @@ def flux_stage(
     )
     predictions = []
     for treatment, path in treatment_scores.items():
-        predicted = predictions_from_scores(pd.read_parquet(path), treatment, classes)
+        predicted = predictions_from_scores(read_scores(path, classes), treatment, classes)
         if predicted.empty:  # it trained on every target particle: its labels stand for all
             own = fixed[fixed["treatment"] == treatment]
             every_member = pd.DataFrame({"member": range(len(members))})

@@ -1,4 +1,4 @@
-"""``plankflux-predict``: per-member softmax scores of an ensemble on the target domain.
+"""What ``plankflux predict`` does: per-member softmax scores of an ensemble on the target domain.
 
 Writes ``scores.parquet`` (``particle_id``, ``member``, one score column per class)
 and ``scores.json`` (classes, member checkpoints) into the run folder; with

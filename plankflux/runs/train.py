@@ -1,6 +1,6 @@
-"""``plankflux-train``: Hydra entry point that fits one model and tests it.
+"""What ``plankflux train`` does with its config: fit (and test) a model, or one per seed.
 
-Instantiates, from ``conf/train.yaml``: the DataModule (``data``), the LightningModule
+Instantiates, from ``plankflux/conf/train.yaml``: the DataModule (``data``), the LightningModule
 (``model``, given the data's class names), callbacks, loggers and a Trainer. Each run
 writes into its own dated folder: ``.hydra/config.yaml`` (the resolved config),
 ``checkpoints/best.ckpt`` and ``last.ckpt``, the logger's metrics and
@@ -18,6 +18,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from plankflux.layout import METRICS_FILE
 from plankflux.utils.atomic import atomic_open
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def run(cfg: DictConfig) -> dict:
         summary["test"] = {k: _to_float(v) for k, v in (results[0] if results else {}).items()}
 
     if trainer.is_global_zero:
-        out = Path(cfg.paths.output_dir) / "metrics.json"
+        out = Path(cfg.paths.output_dir) / METRICS_FILE
         with atomic_open(out) as handle:
             json.dump(summary, handle, indent=2, sort_keys=True)
         log.info("metrics written to %s", out)
@@ -98,7 +99,7 @@ def run_members(cfg: DictConfig) -> list[dict]:
     summaries = []
     for seed in cfg.members:
         member_dir = root / f"member_{seed}"
-        done = member_dir / "metrics.json"
+        done = member_dir / METRICS_FILE
         if done.exists():
             log.info("member %s is complete (%s): skipped", seed, done)
             summaries.append(json.loads(done.read_text()))

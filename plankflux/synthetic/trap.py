@@ -124,7 +124,7 @@ class DomainStyle:
 # mottled, with slightly larger particles (its tint lies inside the others' range).
 # With a ResNet-18 from scratch at 32 px on the demo campaign, restored to its best
 # validation epoch, RR accuracy is ~0.89 when RR's labelled images are in the training
-# set and far lower (~0.2) when trained on FC+FO+SR+JC only: tests/test_domain_shift.py.
+# set and far lower (~0.2) when trained on FC+FO+SR+JC only: tests/e2e/test_domain_shift.py.
 DOMAIN_STYLES: dict[str, DomainStyle] = {
     "RR": DomainStyle(
         0.34, (1.02, 1.00, 0.97), 0.020, 0.036, 0.07, 1.10, 1.00, (7,), 5.0, "2018-06-02"
@@ -597,8 +597,9 @@ def generate_trap_campaign(
     """Write a synthetic trap campaign into ``out`` and return ``out``.
 
     ``scale``: ``tiny`` (350 images around 32 px, about a second), ``demo`` (3,500
-    around 64 px, a few seconds) or ``paper`` (the real campaign sizes in docs/data_formats.md
-    §3.1 at 224 px: ~169k images, about an hour on one core and ~16 GB of PNG).
+    around 64 px, a few seconds) or ``paper`` (the real campaign sizes, see
+    docs/data_formats.md, at 224 px: ~169k images, about an hour on one core and ~16 GB
+    of PNG).
     Refuses to write where a ``particles.csv`` already exists. Images are written
     first and the CSVs last, so an interrupted run leaves no ``particles.csv``.
     """

@@ -47,7 +47,7 @@ def test_a_user_error_in_a_hydra_run_exits_1_with_its_message(tmp_path, monkeypa
         main(argv)
     assert done.value.code == 1
     err = capsys.readouterr().err
-    assert "plankflux: error: campaign nowhere: 1 problem(s)" in err
+    assert "plankflux train: campaign nowhere: 1 problem(s)" in err
     # No traceback of the error itself (a logging handler left by the previous in-process
     # Hydra run may print one of its own about pytest's closed capture stream).
     assert "campaign folder not found" in err and "CampaignError" not in err
@@ -60,3 +60,15 @@ def test_a_file_tool_error_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch)
     monkeypatch.setenv("PLANKFLUX_TRACEBACK", "1")
     with pytest.raises(ValueError, match="campaign folder not found"):
         main(["propose", "x.parquet", "--campaign", str(tmp_path / "no"), "--out", "p"])
+
+
+def test_in_a_sweep_a_failing_job_does_not_stop_the_others(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "-m", "debug=tiny", "data.synthesize=null", "data.root=nowhere1,nowhere2",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
+    with pytest.raises(SystemExit) as done:  # Hydra reports a failure once all jobs ran
+        main(argv)
+    assert done.value.code == 1
+    err = capsys.readouterr().err
+    assert "plankflux train: campaign nowhere1" in err
+    assert "plankflux train: campaign nowhere2" in err

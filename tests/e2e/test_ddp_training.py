@@ -1,4 +1,5 @@
-"""Paper B training under DDP: 2 CPU processes (gloo), through plankflux-train."""
+"""Paper B training under DDP: 2 CPU processes (gloo), through `plankflux train` and its
+older alias `plankflux-train` (DDP re-runs the command in each new process)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ import pytest
 BIN = Path(sys.executable).parent
 
 
-@pytest.mark.parametrize(("debug", "task"), [("clip_tiny", "clip"), ("dino_tiny", "dino")])
-def test_two_process_training_evaluates_once_on_rank_zero(tmp_path, debug, task):
+@pytest.mark.parametrize(
+    ("command", "debug", "task"),
+    [(["plankflux", "train"], "clip_tiny", "clip"), (["plankflux-train"], "dino_tiny", "dino")],
+)
+def test_two_process_training_evaluates_once_on_rank_zero(tmp_path, command, debug, task):
     env = {
         **os.environ,
         "WANDB_MODE": "offline",
@@ -26,7 +30,8 @@ def test_two_process_training_evaluates_once_on_rank_zero(tmp_path, debug, task)
     # SyncBatchNorm (conf/trainer/ddp.yaml) needs GPUs: off for gloo on CPU.
     result = subprocess.run(
         [
-            str(BIN / "plankflux-train"),
+            str(BIN / command[0]),
+            *command[1:],
             f"debug={debug}",
             "trainer=ddp",
             "trainer.accelerator=cpu",

@@ -32,12 +32,13 @@ class OracleEnsemble:
     """``fit_and_score`` that scores the target particles a treatment did not train on
     with two members that both know the truth; records every call."""
 
-    def __init__(self, campaign, target: str):
+    def __init__(self, campaign, target: str, wrong: frozenset[str] = frozenset()):
         self.classes = list(campaign.classes)
         truth = pd.read_csv(campaign.root / TRUTH_FILE, dtype=str, keep_default_na=False)
         self.truth = truth.set_index("particle_id")["true_label"]
         particles = campaign.particles
         self.target_ids = list(particles.loc[particles["domain"] == target, "particle_id"])
+        self.wrong = wrong  # both members put these in the class after their true one
         self.calls: list[tuple[str, list[str] | None]] = []
 
     def __call__(self, out_dir: Path, labels: Path | None) -> Path:
@@ -48,6 +49,8 @@ class OracleEnsemble:
         for member in (0, 1):
             for pid in ids:
                 true = self.classes.index(self.truth[pid])
+                if pid in self.wrong:
+                    true = (true + 1) % len(self.classes)
                 top = 0.5 + 0.4 * _unit(pid)
                 scores = np.full(len(self.classes), (1 - top) / (len(self.classes) - 1))
                 scores[true] = top
@@ -169,3 +172,21 @@ def test_a_treatment_that_trained_on_every_target_particle_keeps_its_labels(
     by_sample = pd.read_csv(tmp_path / "flux" / "flux_by_sample.csv")
     top1k = by_sample[by_sample["treatment"] == "top1k"]
     assert sorted(top1k["member"].unique()) == [0, 1] and (top1k["flux_mmol_m2_d"] >= 0).all()
+
+
+def test_wrong_unanimous_proposals_are_moved_to_their_true_class(tiny_campaign, tmp_path):
+    campaign = load_campaign(tiny_campaign, check_images="none")
+    truth = OracleEnsemble(campaign, "RR")
+    oracle = OracleEnsemble(campaign, "RR", wrong=frozenset(truth.target_ids[::3]))
+    summary = run_pipeline(_settings(), campaign, Workspace(tmp_path), oracle)
+    verified = pd.read_csv(tmp_path / "verified.csv", dtype=str, keep_default_na=False)
+    ambiguous = set(campaign.particles.loc[campaign.particles["ambiguous"], "particle_id"])
+    for _, row in verified.iterrows():
+        pid = row["particle_id"]
+        if pid in ambiguous:
+            assert row["action"] == "rejected", pid
+        else:
+            assert row["action"] == ("relabelled" if pid in oracle.wrong else "confirmed"), pid
+            assert row["label"] == oracle.truth[pid], pid
+    moved = summary["review_effort"]["verify"]["moved"]
+    assert moved == int((verified["action"] == "relabelled").sum()) > 0

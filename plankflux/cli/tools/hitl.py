@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
         description="Unanimous-consensus top-K proposals per class from an ensemble score "
         "table, copied (or linked) into <out>/<class>/ with <out>/manifest.csv.",
     )
-    propose.add_argument("scores", help="scores.parquet of plankflux-predict")
+    propose.add_argument("scores", help="scores.parquet of plankflux predict")
     _campaign_arg(propose)
     propose.add_argument("--out", required=True, help="proposal folder to create")
     _k_arg(propose)
@@ -63,7 +63,7 @@ def add_parser(subparsers) -> None:
         description="For each class with fewer than --min-verified verified images: the "
         "particles in every member's top-K for the class, minus those already shown.",
     )
-    boost.add_argument("scores", help="scores.parquet of plankflux-predict")
+    boost.add_argument("scores", help="scores.parquet of plankflux predict")
     _campaign_arg(boost)
     boost.add_argument("--verified", required=True, help="verified.csv of the first round")
     boost.add_argument(

@@ -21,7 +21,7 @@ def add_parser(subparsers) -> None:
         help="k-NN gallery evaluation of a trained CLIP/DINO checkpoint on a pair data set",
         description=__doc__.split("\n\n")[1],
     )
-    parser.add_argument("checkpoint", help="best.ckpt or last.ckpt of a plankflux-train run")
+    parser.add_argument("checkpoint", help="best.ckpt or last.ckpt of a plankflux train run")
     parser.add_argument("data", help="labelled CytoSense pair data set (annotations.csv)")
     parser.add_argument("--out", required=True, help="evaluation folder to write")
     parser.add_argument("--name", help="the data set's name in tables (default: folder name)")

