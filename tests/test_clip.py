@@ -1,4 +1,4 @@
-"""Paper B through plankflux-train: tiny CLIP pre-training, then the nine-setup k-NN table."""
+"""Paper B through plankflux train: tiny CLIP pre-training, then the nine-setup k-NN table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The DINO baseline through plankflux-train: a tiny run in-process, and the lab configs."""
+"""The DINO baseline through plankflux train: a tiny run in-process, and the lab configs."""
 
 from __future__ import annotations
 

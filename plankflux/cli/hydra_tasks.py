@@ -5,7 +5,8 @@ overrides, ``-m`` sweeps, ``--cfg job`` and ``--help`` work as Hydra documents t
 ``plankflux-train``, ``plankflux-predict`` and ``plankflux-pipeline`` are the same
 functions under their older names. Each task is one call into :mod:`plankflux.runs`;
 an error the user can fix (:data:`~plankflux.errors.USER_ERRORS`: bad data, settings
-or files) ends a run with its message and exit status 1 instead of a traceback; in a
+or files; or a part of the config that cannot be built, e.g. weights that cannot be
+downloaded) ends a run with its message and exit status 1 instead of a traceback; in a
 sweep (``-m``) it is logged and re-raised, so that Hydra runs the other jobs first.
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -28,7 +30,7 @@ def _reported(run: Callable[[DictConfig], object], verb: str) -> Callable[[DictC
     def task(cfg: DictConfig):
         try:
             return run(cfg)
-        except USER_ERRORS as err:
+        except (*USER_ERRORS, InstantiationException) as err:
             if os.environ.get("PLANKFLUX_TRACEBACK"):
                 raise
             print(f"plankflux {verb}: {err}", file=sys.stderr)

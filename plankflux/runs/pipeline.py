@@ -259,7 +259,7 @@ def flux_stage(
 
 def format_summary(summary: dict) -> str:
     effort = summary["review_effort"]
-    lines = [f"plankflux-pipeline: target {summary['target']}, {len(summary['members'])} members"]
+    lines = [f"plankflux pipeline: target {summary['target']}, {len(summary['members'])} members"]
     for stage, counts in effort.items():
         if counts:
             lines.append(

@@ -39,7 +39,7 @@ def run(cfg: DictConfig) -> Path:
         writer.write_empty(datamodule, model)  # e.g. every target particle trained on
     if trainer.is_global_zero:
         print(
-            f"plankflux-predict: {len(model.members)} member(s) scored "
+            f"plankflux predict: {len(model.members)} member(s) scored "
             f"{len(datamodule.splits['predict'])} particles of {datamodule.target_domain}: {out}"
         )
     return out

@@ -87,7 +87,7 @@ def _one_line_summary(summary: dict, cfg: DictConfig) -> str:
             f"on {target}: accuracy {test['test/acc']:.3f}, "
             f"macro recall {test.get('test/recall_macro', float('nan')):.3f}"
         )
-    return "plankflux-train: " + "; ".join(parts)
+    return "plankflux train: " + "; ".join(parts)
 
 
 def run_members(cfg: DictConfig) -> list[dict]:

@@ -36,7 +36,7 @@ def test_train_verb_hands_its_arguments_to_hydra(tmp_path, monkeypatch, capsys):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs_trained"] == 1 and metrics["best_val_loss"] > 0
     assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "train.log").is_file()
-    assert "plankflux-train: run folder" in capsys.readouterr().out
+    assert "plankflux train: run folder" in capsys.readouterr().out
 
 
 def test_a_user_error_in_a_hydra_run_exits_1_with_its_message(tmp_path, monkeypatch, capsys):
@@ -72,3 +72,15 @@ def test_in_a_sweep_a_failing_job_does_not_stop_the_others(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert "plankflux train: campaign nowhere1" in err
     assert "plankflux train: campaign nowhere2" in err
+
+
+def test_a_config_part_that_cannot_be_built_is_one_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PLANKFLUX_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "debug=tiny", "model.weights=missing.pth", f"hydra.run.dir={tmp_path / 'r'}"]
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 1
+    err = capsys.readouterr().err
+    assert "plankflux train: Error in call to target" in err
+    assert "weights file not found: missing.pth" in err and "MissingFileError:" not in err

@@ -94,7 +94,7 @@ def test_simulated_run_writes_every_stage(simulated):
     truth = truth.set_index("particle_id")["true_label"]
     kept = verified[verified["action"] != "rejected"]
     assert (kept["label"].to_numpy() == truth[kept["particle_id"]].to_numpy()).all()
-    assert "plankflux-pipeline: target RR, 1 members" in result.stdout
+    assert "plankflux pipeline: target RR, 1 members" in result.stdout
     assert "human-label flux MAE vs measured" in result.stdout
     # The user's campaign is untouched after the whole pipeline.
     assert _digest(campaign) == before

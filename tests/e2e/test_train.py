@@ -59,7 +59,7 @@ def _check_run_dir(run: Path) -> dict:
 def test_single_run_with_csv_and_offline_wandb(tmp_path):
     result = _train(tmp_path, "logger=many", "seed=5")
     (run,) = (tmp_path / "logs" / "train" / "runs").iterdir()
-    assert f"plankflux-train: run folder {run}; best val/loss" in result.stdout
+    assert f"plankflux train: run folder {run}; best val/loss" in result.stdout
     assert "on RR: accuracy" in result.stdout
     summary = _check_run_dir(run)
     assert summary["seed"] == 5
