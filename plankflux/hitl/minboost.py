@@ -21,13 +21,12 @@ import numpy as np
 import pandas as pd
 
 from plankflux.hitl.voting import order_proposals, rank_descending, score_classes, score_cube
-
-VERIFIED_ACTIONS = ("confirmed", "relabelled")
+from plankflux.layout import KEPT_ACTIONS
 
 
 def verified_counts(verified: pd.DataFrame, classes: Sequence[str]) -> pd.Series:
     """Verified images per class (``confirmed`` or ``relabelled``), in class order."""
-    kept = verified[verified["action"].isin(VERIFIED_ACTIONS)]
+    kept = verified[verified["action"].isin(KEPT_ACTIONS)]
     return kept["label"].value_counts().reindex(list(classes), fill_value=0).astype(int)
 
 
