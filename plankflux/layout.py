@@ -21,10 +21,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from plankflux.errors import PlankfluxError
+
+if TYPE_CHECKING:  # pandas is imported where a table is read: `plankflux --help` stays fast
+    import pandas as pd
 
 #: The Hydra configs, shipped inside the package so an installed wheel can run.
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -72,6 +74,8 @@ VERIFIED_COLUMNS = ("particle_id", "label", "action")
 ACTIONS = ("confirmed", "relabelled", "rejected")
 #: The verdicts whose label is kept for retraining.
 KEPT_ACTIONS = ("confirmed", "relabelled")
+#: The two review rounds: ``verify`` (move wrong images) and ``minboost`` (delete them).
+REVIEW_MODES = ("verify", "minboost")
 
 
 def score_classes(scores: pd.DataFrame, classes: Sequence[str] | None = None) -> list[str]:
@@ -88,6 +92,8 @@ def score_classes(scores: pd.DataFrame, classes: Sequence[str] | None = None) ->
 
 def read_scores(path: str | os.PathLike, classes: Sequence[str] | None = None) -> pd.DataFrame:
     """A score table from Parquet (as written) or CSV, its columns checked."""
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise PlankfluxError(f"score table not found: {path}")
@@ -104,6 +110,8 @@ def read_scores(path: str | os.PathLike, classes: Sequence[str] | None = None) -
 
 def read_verified(path: str | os.PathLike) -> pd.DataFrame:
     """A verified table (``particle_id, label, action``), all text, columns checked."""
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise PlankfluxError(f"verified table not found: {path}")

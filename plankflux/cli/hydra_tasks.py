@@ -63,14 +63,3 @@ def pipeline(cfg: DictConfig) -> None:
     from plankflux.runs.pipeline import run_from_config
 
     _reported(run_from_config, "pipeline")(cfg)
-
-
-#: verb -> (task, one-line help) for ``plankflux <verb>``
-TASKS = {
-    "train": (
-        train,
-        "fit and test a model, or an ensemble member per seed (Hydra)",
-    ),
-    "predict": (predict, "score a target domain with an ensemble's checkpoints (Hydra)"),
-    "pipeline": (pipeline, "Paper A's human-in-the-loop pipeline for one target (Hydra)"),
-}

@@ -22,8 +22,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from plankflux.cli.hydra_tasks import TASKS
 from plankflux.errors import USER_ERRORS
+
+#: The Hydra verbs (functions of :mod:`plankflux.cli.hydra_tasks`, imported when run).
+HYDRA_VERBS = {
+    "train": "fit and test a model, or an ensemble member per seed (Hydra)",
+    "predict": "score a target domain with an ensemble's checkpoints (Hydra)",
+    "pipeline": "Paper A's human-in-the-loop pipeline for one target (Hydra)",
+}
 
 TOOL_MODULES = (
     "plankflux.cli.tools.synth",
@@ -46,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="The methods and every file format: docs/ in the repository.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="VERB")
-    for verb, (_, help_text) in TASKS.items():
+    for verb, help_text in HYDRA_VERBS.items():
         # Listed for --help only: main() hands these verbs to Hydra before parsing.
         subparsers.add_parser(verb, help=help_text, add_help=False)
     for name in TOOL_MODULES:
@@ -66,8 +72,10 @@ def _name_leaves(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in TASKS:
-        task, _ = TASKS[argv[0]]
+    if argv and argv[0] in HYDRA_VERBS:
+        from plankflux.cli import hydra_tasks
+
+        task = getattr(hydra_tasks, argv[0])
         # Hydra reads its overrides from sys.argv; DDP re-runs sys.argv[0] in each new
         # process without our verb, so point it at the verb's own script (same runs).
         script = Path(sys.argv[0]).with_name(f"plankflux-{argv[0]}")

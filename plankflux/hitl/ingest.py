@@ -33,10 +33,10 @@ from tqdm.auto import tqdm
 
 from plankflux.errors import ProblemsError
 from plankflux.hitl.proposals import is_os_metadata
-from plankflux.layout import MANIFEST_COLUMNS, MANIFEST_FILE
+from plankflux.layout import MANIFEST_COLUMNS, MANIFEST_FILE, REVIEW_MODES
 from plankflux.utils.atomic import write_csv_atomic
 
-MODES = ("verify", "minboost")
+MODES = REVIEW_MODES
 
 
 class VerificationError(ProblemsError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plankflux.data.campaign import load_campaign
 from plankflux.layout import MANIFEST_FILE
 
 
@@ -31,6 +30,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from plankflux.data.campaign import load_campaign
     from plankflux.hitl.ecotaxa import export_ecotaxa_bundle
 
     campaign = load_campaign(args.campaign)
@@ -43,6 +43,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from plankflux.data.campaign import load_campaign
     from plankflux.hitl.ecotaxa import import_ecotaxa_verification
 
     campaign = load_campaign(args.campaign, check_images="none")

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plankflux.utils.atomic import write_csv_atomic
-
 
 def _common(parser: argparse.ArgumentParser, predictions_help: str) -> None:
     parser.add_argument("--predictions", help=predictions_help)
@@ -91,6 +89,7 @@ def run_tables(args: argparse.Namespace) -> int:
 
 def run_fit(args: argparse.Namespace) -> int:
     from plankflux.flux.fit_ab import fit_allometry
+    from plankflux.utils.atomic import write_csv_atomic
 
     campaign, predictions, allometry, fixed = _inputs(args, args.campaign)
     if predictions is not None and fixed is not None:

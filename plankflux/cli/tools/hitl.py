@@ -15,18 +15,16 @@ A round trip by hand::
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from plankflux.layout import REVIEW_MODES as MODES
 
-from plankflux.data.campaign import load_campaign
-from plankflux.hitl import steps
-from plankflux.hitl.ingest import (
-    MODES,
-    default_verified_path,
-    ingest_verification,
-)
-from plankflux.hitl.minboost import read_shown_ids
-from plankflux.layout import read_scores, read_verified
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from plankflux.data.campaign import Campaign
+
+# The library is imported inside each command, so that `plankflux --help` starts fast.
 
 
 def add_parser(subparsers) -> None:
@@ -107,8 +105,17 @@ def _counts(frame: pd.DataFrame, column: str) -> str:
     return ", ".join(f"{name} {n}" for name, n in counts.items()) or "none"
 
 
+def _campaign(path: str) -> Campaign:
+    from plankflux.data.campaign import load_campaign
+
+    return load_campaign(path, check_images="none")
+
+
 def run_propose(args: argparse.Namespace) -> int:
-    campaign = load_campaign(args.campaign, check_images="none")
+    from plankflux.hitl import steps
+    from plankflux.layout import read_scores
+
+    campaign = _campaign(args.campaign)
     proposals = steps.propose(read_scores(args.scores), campaign, args.out, args.k, args.link)
     counts = _counts(proposals, "proposed_label")
     print(f"wrote {len(proposals)} proposals into {args.out}: {counts}")
@@ -116,7 +123,9 @@ def run_propose(args: argparse.Namespace) -> int:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    campaign = load_campaign(args.campaign, check_images="none")
+    from plankflux.hitl.ingest import default_verified_path, ingest_verification
+
+    campaign = _campaign(args.campaign)
     verified = ingest_verification(args.proposal_dir, campaign.classes, args.out, args.mode)
     out = args.out or default_verified_path(args.proposal_dir)
     print(f"wrote {out}: {len(verified)} particles; {_counts(verified, 'action')}")
@@ -124,7 +133,11 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def run_minboost(args: argparse.Namespace) -> int:
-    campaign = load_campaign(args.campaign, check_images="none")
+    from plankflux.hitl import steps
+    from plankflux.hitl.minboost import read_shown_ids
+    from plankflux.layout import read_scores, read_verified
+
+    campaign = _campaign(args.campaign)
     candidates = steps.boost(
         read_scores(args.scores),
         read_verified(args.verified),
@@ -143,7 +156,9 @@ def run_minboost(args: argparse.Namespace) -> int:
 
 
 def run_simulate_expert(args: argparse.Namespace) -> int:
-    campaign = load_campaign(args.campaign, check_images="none")
+    from plankflux.hitl import steps
+
+    campaign = _campaign(args.campaign)
     effort = steps.simulate(args.proposal_dir, campaign, args.mode)
     print(f"simulated expert on {args.proposal_dir}: {effort}")
     return 0

@@ -14,12 +14,10 @@ import sys
 import warnings
 
 from plankflux.cli.tools.validate import PAIR_CHECKS
-from plankflux.data.campaign import validate_campaign
-from plankflux.data.cytosense import load_pairs, validate_pairs
-from plankflux.data.readers.class_folders import read_class_folders
-from plankflux.data.readers.common import ZOOSCAN_2400DPI_PIXEL_UM
-from plankflux.data.readers.cytoclus import read_cytoclus
-from plankflux.data.readers.mpic import read_mpic
+
+#: ``plankflux.data.readers.common.ZOOSCAN_2400DPI_PIXEL_UM``, for the help text without
+#: importing the readers (a test keeps the two equal).
+ZOOSCAN_2400DPI_PIXEL_UM = 25400 / 2400
 
 
 def add_parser(subparsers) -> None:
@@ -128,6 +126,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _read(args: argparse.Namespace):
+    from plankflux.data.readers.class_folders import read_class_folders
+    from plankflux.data.readers.cytoclus import read_cytoclus
+    from plankflux.data.readers.mpic import read_mpic
+
     if args.import_format == "cytoclus":
         read_cytoclus(
             args.src,
@@ -154,6 +156,8 @@ def _read(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from plankflux.data.campaign import validate_campaign
+
     command = f"plankflux import {args.import_format}"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -178,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report_pairs(command: str, out, args: argparse.Namespace) -> int:
+    from plankflux.data.cytosense import load_pairs, validate_pairs
+
     checks = PAIR_CHECKS[args.images]
     problems = validate_pairs(out, checks, allow_missing_image=args.all_particles)
     if problems:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 
-from plankflux.eval.knn import N_VALUES, SETUPS
-
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -26,11 +24,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, help="evaluation folder to write")
     parser.add_argument("--name", help="the data set's name in tables (default: folder name)")
     parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--n", type=int, nargs="+", default=list(N_VALUES), dest="n_values")
+    parser.add_argument(
+        "--n", type=int, nargs="+", dest="n_values", help="gallery sizes (default 1 2 4 8 16)"
+    )
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="seed of the gallery draws")
-    parser.add_argument("--setups", nargs="+", default=list(SETUPS))
+    parser.add_argument("--setups", nargs="+", help="gallery->query setups (default: all nine)")
     parser.add_argument("--batch-size", type=int, help="default: the training batch size")
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
@@ -40,6 +40,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from plankflux.datamodules.cytosense import CytoSenseDataModule, target_datamodule
     from plankflux.eval.gallery_evaluation import evaluate_datamodule
+    from plankflux.eval.knn import N_VALUES, SETUPS
     from plankflux.models.checkpoints import load_trained_system
 
     module, state = load_trained_system(args.checkpoint, map_location=args.device)
@@ -55,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         folds=args.folds,
         train_data=like.name if like is not None else None,
-        setups=args.setups,
-        n_values=args.n_values,
+        setups=args.setups or SETUPS,
+        n_values=args.n_values or N_VALUES,
         draws=args.draws,
         k=args.k,
         seed=args.seed,

@@ -13,12 +13,11 @@ import argparse
 import json
 import sys
 
-from plankflux.data.campaign import load_campaign
-from plankflux.data.image_cache import UnreadableImageError
-from plankflux.data.stats import compute_dataset_stats
-from plankflux.data.transforms import RESIZE_MODES
 from plankflux.errors import PlankfluxError
-from plankflux.utils.atomic import atomic_open
+
+#: ``plankflux.data.transforms.RESIZE_MODES``, written out so that the help needs no torch
+#: (a test keeps the two equal).
+RESIZE_MODES = ("resize", "pad")
 
 
 def add_parser(subparsers) -> None:
@@ -55,6 +54,11 @@ def _fmt(values) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from plankflux.data.campaign import load_campaign
+    from plankflux.data.image_cache import UnreadableImageError
+    from plankflux.data.stats import compute_dataset_stats
+    from plankflux.utils.atomic import atomic_open
+
     if args.size < 1:
         print(f"--size must be >= 1, got {args.size}", file=sys.stderr)
         return 2

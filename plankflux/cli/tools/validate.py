@@ -11,9 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from plankflux.data.campaign import validate_campaign
-from plankflux.data.cytosense import ANNOTATIONS_FILE, load_pairs, validate_pairs
-from plankflux.layout import PARTICLES_FILE
+from plankflux.layout import ANNOTATIONS_FILE, PARTICLES_FILE
 
 # --images for a pair data set: "decode" also parses every profile CSV.
 PAIR_CHECKS = {"decode": "parse", "exists": "exists", "none": "none"}
@@ -45,6 +43,9 @@ def _report(folder: str, problems) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from plankflux.data.campaign import validate_campaign
+    from plankflux.data.cytosense import load_pairs, validate_pairs
+
     root = Path(args.campaign)
     if (root / ANNOTATIONS_FILE).is_file() and not (root / PARTICLES_FILE).is_file():
         problems = validate_pairs(root, check_files=PAIR_CHECKS[args.images])
