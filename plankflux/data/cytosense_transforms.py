@@ -43,6 +43,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
+from plankflux.data.images import as_grey
+
 LOG_DIVISOR = 8.9211
 SCALE_BAR_PX = 25
 SIZE_UNIT = 224.0
@@ -62,7 +64,7 @@ def image_to_tensor(image: Image.Image | np.ndarray | torch.Tensor) -> torch.Ten
         out = image if image.ndim == 3 else image[None]
         return out.float() / 255.0 if out.dtype == torch.uint8 else out.float()
     if isinstance(image, Image.Image):
-        image = image.convert("L")
+        image = as_grey(image)
     # A copy: arrays from PIL are read-only, which torch warns about.
     return torch.from_numpy(np.array(image, dtype=np.uint8))[None].float() / 255.0
 

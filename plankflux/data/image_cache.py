@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from plankflux.data.transforms import check_resize_mode, load_resized
 from plankflux.utils.atomic import atomic_open
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: 16-bit images scaled to 8 bits (they decoded white before)
 _CACHE_FILE = re.compile(r"^[0-9a-f]{16}\.(u8|json)$")
 
 

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from plankflux.data.images import as_rgb
+
 MeanStd = tuple[tuple[float, float, float], tuple[float, float, float]]
 
 
@@ -96,7 +98,7 @@ def load_resized(path: str | os.PathLike, size: int, mode: str) -> np.ndarray:
     """
     transform = RESIZE_MODES[check_resize_mode(mode)](size)
     with Image.open(path) as im:
-        out = transform(im.convert("RGB"))
+        out = transform(as_rgb(im))
     return np.asarray(out, dtype=np.uint8)
 
 
@@ -270,7 +272,7 @@ class ImagePipeline:
 
     def __call__(self, img: np.ndarray | Image.Image) -> torch.Tensor:
         if isinstance(img, Image.Image):
-            img = np.asarray(img.convert("RGB"))
+            img = np.asarray(as_rgb(img))
         x = to_tensor(img)
         if self.augment is not None:
             x = self.augment(x)

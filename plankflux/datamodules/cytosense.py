@@ -43,6 +43,7 @@ from plankflux.data.cytosense import (
     read_profile,
 )
 from plankflux.data.cytosense_transforms import SCALE_BAR_PX, PairTransform
+from plankflux.data.images import as_grey
 from plankflux.data.multicrop import MultiCropTransform
 from plankflux.datamodules.loading import SplitLoaders, generate_once
 
@@ -65,7 +66,7 @@ class CytoSensePairDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         row = int(self.rows[i])
         with Image.open(self.pairs.image_path(row)) as im:
-            image = np.asarray(im.convert("L"))
+            image = np.asarray(as_grey(im))
         try:
             profile = read_profile(self.pairs.profile_path(row))
         except ValueError as err:  # name the row as well as the file

@@ -39,6 +39,7 @@ import pandas as pd
 from PIL import Image
 
 from plankflux.data.cytosense import ANNOTATIONS_FILE, PROFILE_BANDS, write_pairs, write_profile
+from plankflux.data.images import as_grey
 from plankflux.data.readers.common import SourceError, listing, prepare_output, warn
 
 CHANNEL_ALIASES = {
@@ -173,7 +174,7 @@ def _load_image(source: tuple[Path, str | None]) -> Image.Image:
         with zipfile.ZipFile(path) as archive:
             path = io.BytesIO(archive.read(member))
     with Image.open(path) as im:
-        return im.convert("L")
+        return as_grey(im)
 
 
 def add_scale_bar_strip(image: Image.Image, height: int) -> Image.Image:
