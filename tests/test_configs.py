@@ -80,3 +80,11 @@ def test_model_config_optimiser_equals_the_code_default(model, system):
         scheduler = instantiate(cfg.model.scheduler)
         assert built.scheduler_factory.func is scheduler.func
         assert built.scheduler_factory.keywords == scheduler.keywords
+
+
+def test_predict_takes_flux_true_as_the_readme_says():
+    """``flux`` is a plain key of predict.yaml (the allometry table is not a ``flux/``
+    config group, which made ``flux=true`` a group override)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("predict", overrides=["checkpoints=RUN", "flux=true"])
+    assert cfg.flux is True and cfg.flux_tables._target_.endswith("FluxTables")

@@ -13,7 +13,7 @@ ellipsoid 0.54·ESD              ESD²/w             4/3·(l/2)·π·(w/2)²
 cuboid   0.63·ESD               π/w·(ESD/2)²       l·w·w/4
 ======== ====================== ================== ===================
 
-The default table (:data:`TABLE1`, also ``conf/flux/allometry/table1.yaml``) gives
+The default table (:data:`TABLE1`, also ``conf/allometry/table1.yaml``) gives
 aggregate, long/short/mini pellets, salp pellets, rhizaria and phytoplankton.
 Classes whose ``FLUX_GROUP`` is ``None`` (swimmers, fibres, bubbles, noise) carry
 zero carbon whatever their ESD. A user swaps in their own table with

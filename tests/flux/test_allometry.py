@@ -12,14 +12,7 @@ from plankflux.data.classes import FLUX_GROUP, TRAP_CLASSES
 from plankflux.flux import TABLE1, Allometry, load_allometry, particle_carbon_mg
 from plankflux.flux.allometry import resolve_groups, shape_dimensions
 
-CONF = (
-    Path(__file__).resolve().parents[2]
-    / "plankflux"
-    / "conf"
-    / "flux"
-    / "allometry"
-    / "table1.yaml"
-)
+CONF = Path(__file__).resolve().parents[2] / "plankflux" / "conf" / "allometry" / "table1.yaml"
 
 # Expected mg C, computed with `bc -l` from Paper A's Table 1 (not with this code):
 # e.g. aggregate ESD 100: V = 4/3·π·50³, C = 1.13e-10·V^0.81;
