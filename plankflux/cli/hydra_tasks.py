@@ -28,7 +28,10 @@ from plankflux.layout import CONFIG_DIR
 
 def _reported(run: Callable[[DictConfig], object], verb: str) -> Callable[[DictConfig], object]:
     def task(cfg: DictConfig):
+        from plankflux.runs.settings import check_settings
+
         try:
+            check_settings(cfg, verb)
             return run(cfg)
         except (*USER_ERRORS, InstantiationException) as err:
             if os.environ.get("PLANKFLUX_TRACEBACK"):

@@ -12,6 +12,9 @@ column. Nothing here ever writes into a campaign that it reads.
 
 from __future__ import annotations
 
+import csv
+import difflib
+import io
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -20,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm.auto import tqdm
 
 from plankflux.data.classes import TRAP_CLASSES
+from plankflux.data.images import open_image
 from plankflux.errors import Problem, ProblemsError
 from plankflux.layout import (
     CLASSES_FILE,
@@ -35,6 +38,7 @@ from plankflux.layout import (
     SAMPLES_FILE,
 )
 from plankflux.utils.atomic import atomic_open, write_csv_atomic
+from plankflux.utils.paths import control_problem, name_problem, outside_reason, suffix_problem
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
@@ -65,6 +69,8 @@ class Campaign:
     samples: pd.DataFrame
     classes: tuple[str, ...] = TRAP_CLASSES
     skipped: list[Problem] = field(default_factory=list)
+    #: Columns present in the files but not part of the format (ignored), as problems.
+    ignored_columns: list[Problem] = field(default_factory=list)
 
     def image_path(self, image: str) -> Path:
         return resolve_image(self.root, image)
@@ -88,22 +94,61 @@ def resolve_image(root: Path, image: str) -> Path:
     return path if path.is_absolute() else root / path
 
 
+def read_text_file(path: Path, problems: list[Problem], name: str) -> str | None:
+    """The text of a UTF-8 file (a byte-order mark, as Notepad and Excel write, and CRLF
+    line ends are accepted); ``None`` with a problem naming the line when it is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        problems.append(
+            Problem(
+                name,
+                f"is not UTF-8 text (byte 0x{data[err.start]:02x}); save it as UTF-8 "
+                "(e.g. 'CSV UTF-8' in a spreadsheet)",
+                line=line,
+            )
+        )
+        return None
+
+
 def read_classes(root: str | os.PathLike) -> tuple[str, ...]:
-    """The campaign's class list: ``classes.txt`` if present, else Paper A's 14."""
+    """The campaign's class list: ``classes.txt`` if present, else Paper A's 14.
+
+    Each non-empty line is one class name; names become folder names, so each must be
+    a safe file name (no ``/``, ``..`` or control characters).
+    """
     path = Path(root) / CLASSES_FILE
     if not path.exists():
         return TRAP_CLASSES
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if len(set(names)) != len(names) or not names:
-        raise CampaignError(Path(root), [Problem(CLASSES_FILE, "empty or has duplicate names")])
+    problems: list[Problem] = []
+    text = read_text_file(path, problems, CLASSES_FILE)
+    names, first = [], {}
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        name = line.strip()
+        if not name:
+            continue
+        reason = name_problem(name)
+        if reason:
+            problems.append(Problem(CLASSES_FILE, f"class name {reason}", line=number))
+        elif name in first:
+            msg = f"duplicate class name {name!r} (first on line {first[name]})"
+            problems.append(Problem(CLASSES_FILE, msg, line=number))
+        else:
+            first[name] = number
+            names.append(name)
+    if text is not None and not names and not problems:
+        problems.append(Problem(CLASSES_FILE, "holds no class name"))
+    if problems:
+        raise CampaignError(Path(root), problems)
     return tuple(names)
 
 
 def image_is_readable(path: Path) -> str | None:
     """Decode an image fully; return ``None`` if fine, else the reason it is not."""
     try:
-        with Image.open(path) as im:
-            im.load()
+        open_image(path)
         return None
     except FileNotFoundError:
         return "image file is missing"
@@ -111,21 +156,55 @@ def image_is_readable(path: Path) -> str | None:
         return f"image cannot be decoded ({type(err).__name__}: {err})"
 
 
-def _read_table(root: Path, name: str, required: Sequence[str], problems: list[Problem]):
+def _read_table(
+    root: Path,
+    name: str,
+    required: Sequence[str],
+    optional: Sequence[str],
+    problems: list[Problem],
+    ignored: list[Problem],
+):
+    """One campaign CSV as text columns (stripped), or ``None`` after adding problems.
+
+    Refused: a file that is not UTF-8, repeated column names, a column that looks like
+    a misspelt known one, and a table without rows. Other unknown columns are listed
+    in ``ignored``.
+    """
     path = root / name
     if not path.is_file():
         problems.append(Problem(name, f"file not found in {root}"))
         return None
+    text = read_text_file(path, problems, name)
+    if text is None:
+        return None
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    except Exception as err:
+        header = next(csv.reader(io.StringIO(text)), [])
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    except Exception as err:  # pandas raises several types for damaged files
         problems.append(Problem(name, f"cannot be parsed as CSV: {err}"))
         return None
-    frame.columns = [c.strip() for c in frame.columns]
-    missing = [c for c in required if c not in frame.columns]
-    for column in missing:
-        problems.append(Problem(name, "required column is missing", line=1, column=column))
-    if missing:
+    header = [c.strip() for c in header]
+    n_before = len(problems)
+    for column in sorted({c for c in header if header.count(c) > 1}):
+        problems.append(Problem(name, "column appears more than once", line=1, column=column))
+    known = (*required, *optional)
+    for column in header:
+        if column in known or header.count(column) > 1:
+            continue
+        close = difflib.get_close_matches(column, known, n=1, cutoff=0.8)
+        if close:
+            msg = f"unknown column; did you mean {close[0]!r}?"
+            problems.append(Problem(name, msg, line=1, column=column))
+        else:
+            ignored.append(Problem(name, "column is not part of the format: ignored", 1, column))
+    frame.columns = header if len(header) == len(frame.columns) else frame.columns
+    for column in required:
+        if column not in header:
+            problems.append(Problem(name, "required column is missing", line=1, column=column))
+    if len(problems) > n_before:
+        return None
+    if frame.empty:
+        problems.append(Problem(name, "has a header but no rows"))
         return None
     return frame.apply(lambda col: col.str.strip())
 
@@ -165,8 +244,10 @@ def _parse_floats(
 def _check_samples(frame: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
     f = SAMPLES_FILE
     for column in ("sample_id", "domain"):
-        for i in np.flatnonzero(frame[column].to_numpy() == ""):
-            problems.append(Problem(f, "value is empty", int(i) + 2, column))
+        for i, value in enumerate(frame[column]):
+            reason = name_problem(value)
+            if reason:
+                problems.append(Problem(f, f"value {reason}", i + 2, column))
     dup = frame["sample_id"].duplicated(keep=False) & (frame["sample_id"] != "")
     for i in np.flatnonzero(dup.to_numpy()):
         sid = frame["sample_id"].iat[i]
@@ -191,9 +272,22 @@ def _check_particles(
 ) -> pd.DataFrame:
     f = PARTICLES_FILE
     ids = frame["particle_id"].tolist()
-    for column in ("particle_id", "image", "domain", "sample_id"):
-        for i in np.flatnonzero(frame[column].to_numpy() == ""):
-            problems.append(Problem(f, "value is empty", int(i) + 2, column, ids[i] or None))
+    for column in ("particle_id", "image"):
+        for i, value in enumerate(frame[column]):
+            reason = "is empty" if not value else control_problem(value)
+            if reason:
+                pid = None if column == "particle_id" else ids[i] or None
+                problems.append(Problem(f, f"value {reason}", i + 2, column, pid))
+    # Domain names and sample ids name folders and files of the outputs.
+    for column in ("domain", "sample_id"):
+        for i, value in enumerate(frame[column]):
+            reason = name_problem(value)
+            if reason:
+                problems.append(Problem(f, f"value {reason}", i + 2, column, ids[i] or None))
+    for i, image in enumerate(frame["image"]):
+        reason = image and (suffix_problem(image) or outside_reason(root, image))
+        if reason:
+            problems.append(Problem(f, reason, i + 2, "image", ids[i] or None))
     dup = frame["particle_id"].duplicated(keep="first") & (frame["particle_id"] != "")
     first_line = {pid: i + 2 for i, pid in reversed(list(enumerate(ids)))}
     for i in np.flatnonzero(dup.to_numpy()):
@@ -238,8 +332,9 @@ def _check_particles(
     if check_images != "none":
         paths = [resolve_image(root, p) for p in frame["image"]]
         progress = tqdm(paths, desc="checking images", unit="img", disable=len(paths) < 2000)
+        refused = {p.line - 2 for p in problems if p.file == f and p.column == "image"}
         for i, path in enumerate(progress):
-            if not frame["image"].iat[i]:
+            if not frame["image"].iat[i] or i in refused:
                 continue
             if check_images == "decode":
                 reason = image_is_readable(path)
@@ -267,15 +362,20 @@ def validate_campaign(
         classes = read_classes(root)
     except CampaignError as err:
         return None, err.problems
-    samples = _read_table(root, SAMPLES_FILE, SAMPLE_COLUMNS, problems)
+    ignored: list[Problem] = []
+    samples = _read_table(
+        root, SAMPLES_FILE, SAMPLE_COLUMNS, OPTIONAL_SAMPLE_COLUMNS, problems, ignored
+    )
     if samples is not None:
         samples = _check_samples(samples, problems)
-    particles = _read_table(root, PARTICLES_FILE, PARTICLE_COLUMNS, problems)
+    particles = _read_table(
+        root, PARTICLES_FILE, PARTICLE_COLUMNS, OPTIONAL_PARTICLE_COLUMNS, problems, ignored
+    )
     if particles is not None:
         particles = _check_particles(root, particles, samples, classes, check_images, problems)
     if particles is None or samples is None:
         return None, problems
-    return Campaign(root, particles, samples, classes), problems
+    return Campaign(root, particles, samples, classes, ignored_columns=ignored), problems
 
 
 def load_campaign(

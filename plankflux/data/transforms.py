@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from plankflux.data.images import as_rgb
+from plankflux.data.images import as_rgb, open_image
 
 MeanStd = tuple[tuple[float, float, float], tuple[float, float, float]]
 
@@ -97,8 +97,7 @@ def load_resized(path: str | os.PathLike, size: int, mode: str) -> np.ndarray:
     Returns a ``(size, size, 3)`` uint8 array (HWC).
     """
     transform = RESIZE_MODES[check_resize_mode(mode)](size)
-    with Image.open(path) as im:
-        out = transform(as_rgb(im))
+    out = transform(as_rgb(open_image(path)))
     return np.asarray(out, dtype=np.uint8)
 
 

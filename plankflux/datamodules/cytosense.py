@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning import LightningDataModule
-from PIL import Image
 from torch.utils.data import Dataset
 
 from plankflux.data.cytosense import (
@@ -43,7 +42,7 @@ from plankflux.data.cytosense import (
     read_profile,
 )
 from plankflux.data.cytosense_transforms import SCALE_BAR_PX, PairTransform
-from plankflux.data.images import as_grey
+from plankflux.data.images import as_grey, open_image
 from plankflux.data.multicrop import MultiCropTransform
 from plankflux.datamodules.loading import SplitLoaders, generate_once
 
@@ -65,8 +64,7 @@ class CytoSensePairDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         row = int(self.rows[i])
-        with Image.open(self.pairs.image_path(row)) as im:
-            image = np.asarray(as_grey(im))
+        image = np.asarray(as_grey(open_image(self.pairs.image_path(row))))
         try:
             profile = read_profile(self.pairs.profile_path(row))
         except ValueError as err:  # name the row as well as the file

@@ -9,10 +9,26 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader, Dataset
 
+from plankflux.errors import PlankfluxError
+
+#: Synthetic data are generated only into a folder whose name starts with this (the
+#: synthetic data configs' roots), so a mistyped ``data.root`` is an error, not a new
+#: synthetic data set that a run then trains on.
+SYNTHETIC_PREFIX = "synthetic"
+
 
 def generate_once(root: Path, generate: Callable[..., Path], **kwargs) -> None:
     """Run ``generate(staging, **kwargs)`` beside ``root`` and rename it into place, so
-    concurrent runs never see half a data set; the loser of a race discards its copy."""
+    concurrent runs never see half a data set; the loser of a race discards its copy.
+
+    Refused (:class:`PlankfluxError`) unless ``root``'s name starts with ``synthetic``.
+    """
+    if not root.name.startswith(SYNTHETIC_PREFIX):
+        raise PlankfluxError(
+            f"data.root {root} holds no data set. Synthetic data are generated only into "
+            f"a folder whose name starts with {SYNTHETIC_PREFIX!r} (the synthetic data "
+            "configs' default); for your own data check the path"
+        )
     staging = root.with_name(f".{root.name}.{os.getpid()}.tmp")
     generate(staging, **kwargs)
     try:

@@ -25,16 +25,17 @@ only reads the folder, so running it twice gives the same file.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from plankflux.errors import ProblemsError
-from plankflux.hitl.proposals import is_os_metadata
+from plankflux.hitl.proposals import is_os_metadata, proposal_keys
 from plankflux.layout import MANIFEST_COLUMNS, MANIFEST_FILE, REVIEW_MODES
 from plankflux.utils.atomic import write_csv_atomic
+from plankflux.utils.paths import name_problem
 
 MODES = REVIEW_MODES
 
@@ -59,16 +60,26 @@ def default_verified_path(proposal_dir: str | os.PathLike) -> Path:
 
 
 def read_manifest(
-    proposal_dir: Path, classes: Sequence[str]
+    proposal_dir: Path, classes: Sequence[str], particle_ids: Collection[str] | None = None
 ) -> tuple[pd.DataFrame | None, list[str]]:
-    """The manifest (with a ``file`` and ``folder`` column added) and its problems."""
+    """The manifest (with a ``file`` and ``folder`` column added) and its problems.
+
+    Besides its columns, each row's file name must start with the key of its particle
+    id (so rows whose ids were shuffled, e.g. by sorting one column in a spreadsheet,
+    are refused) and, when ``particle_ids`` (the campaign's) is given, the particle
+    must be in the campaign. A byte-order mark and CRLF line ends (a manifest saved
+    again by a spreadsheet) are accepted.
+    """
     path = proposal_dir / MANIFEST_FILE
     if not path.is_file():
         return None, [f"{path}: {MANIFEST_FILE} not found (not a proposal folder, or unfinished)"]
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig"
+        )
     except Exception as err:  # pandas raises several types for damaged files
         return None, [f"{path}: cannot be read as CSV ({type(err).__name__}: {err})"]
+    frame.columns = [c.strip() for c in frame.columns]
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
         return None, [f"{path}: missing column(s) {', '.join(missing)}"]
@@ -81,13 +92,21 @@ def read_manifest(
         frame["particle_id"], frame["image"], frame["proposed_label"], frame["folder"],
         parts.str.len(), strict=True,
     )  # fmt: skip
+    keys = proposal_keys(frame["particle_id"].tolist())
     for line, (pid, image, label, folder, n_parts) in enumerate(rows, start=2):
         if not pid:
             problems.append(f"{path} line {line}: empty particle_id")
+        elif particle_ids is not None and pid not in particle_ids:
+            problems.append(f"{path} line {line}: particle_id {pid!r} is not in the campaign")
         if label not in known:
             problems.append(f"{path} line {line}: proposed_label {label!r} is not a class")
-        if n_parts != 2 or folder != label:
+        if n_parts != 2 or folder != label or name_problem(image.split("/")[-1]):
             problems.append(f"{path} line {line}: image {image!r} is not <proposed_label>/<file>")
+        elif pid and not image.split("/")[-1].startswith(keys[line - 2] + "__"):
+            problems.append(
+                f"{path} line {line}: image {image!r} is not the file of particle_id {pid!r} "
+                "(was the manifest sorted or edited?)"
+            )
     for column in ("particle_id", "file"):
         for value in sorted(set(frame.loc[frame[column].duplicated(), column])):
             problems.append(f"{path}: {column} {value!r} listed more than once")
@@ -95,7 +114,9 @@ def read_manifest(
 
 
 def scan_proposal_folder(
-    proposal_dir: str | os.PathLike, classes: Sequence[str]
+    proposal_dir: str | os.PathLike,
+    classes: Sequence[str],
+    particle_ids: Collection[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Check an edited proposal folder; return its manifest and where each file now is.
 
@@ -105,7 +126,7 @@ def scan_proposal_folder(
     proposal_dir = Path(proposal_dir)
     if not proposal_dir.is_dir():
         raise VerificationError(proposal_dir, [f"{proposal_dir}: folder not found"])
-    manifest, problems = read_manifest(proposal_dir, classes)
+    manifest, problems = read_manifest(proposal_dir, classes, particle_ids)
     listed = set(manifest["file"]) if manifest is not None else None
     known = set(classes)
     found: dict[str, list[str]] = {}
@@ -146,17 +167,19 @@ def ingest_verification(
     classes: Sequence[str],
     out_path: str | os.PathLike | None = None,
     mode: str = "verify",
+    particle_ids: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """Compare an edited proposal folder with its manifest; write and return ``verified.csv``.
 
     ``classes``: the class list (the allowed folder names). ``out_path``: where to
     write (default :func:`default_verified_path`). ``mode``: ``verify`` or ``minboost``
-    (the same file actions; see the module doc). Raises :class:`VerificationError`,
+    (the same file actions; see the module doc). ``particle_ids``: the campaign's, to
+    refuse a manifest naming a particle that is not in it. Raises :class:`VerificationError`,
     writing nothing, when the folder has any problem.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    manifest, location = scan_proposal_folder(proposal_dir, classes)
+    manifest, location = scan_proposal_folder(proposal_dir, classes, particle_ids)
     now = pd.Series([location.get(name, "") for name in manifest["file"]], index=manifest.index)
     action = pd.Series("relabelled", index=manifest.index)
     action[now == manifest["proposed_label"]] = "confirmed"

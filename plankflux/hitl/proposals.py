@@ -36,6 +36,7 @@ from plankflux.data.campaign import Campaign, load_campaign
 from plankflux.hitl.voting import PROPOSAL_COLUMNS
 from plankflux.layout import MANIFEST_FILE
 from plankflux.utils.atomic import atomic_open
+from plankflux.utils.paths import check_name, ensure_inside
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,9 @@ def _short_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
 
 
-def proposal_file_names(particle_ids: Sequence[str], images: Sequence[str]) -> list[str]:
-    """File names ``<key>__<original file name>`` for the proposal folder (see module doc)."""
+def proposal_keys(particle_ids: Sequence[str]) -> list[str]:
+    """The ``<key>`` of each particle's proposal file name (see module doc); it depends
+    on the whole id set only through case-insensitive clashes."""
     keys = []
     for pid in particle_ids:
         key = _UNSAFE.sub("_", pid)
@@ -70,12 +72,16 @@ def proposal_file_names(particle_ids: Sequence[str], images: Sequence[str]) -> l
         keys.append(key)
     folded = pd.Series([k.lower() for k in keys])
     clash = folded.duplicated(keep=False).to_numpy()
-    keys = [
+    return [
         f"{k}-{_short_hash(p)}" if c else k
         for k, p, c in zip(keys, particle_ids, clash, strict=True)
     ]
+
+
+def proposal_file_names(particle_ids: Sequence[str], images: Sequence[str]) -> list[str]:
+    """File names ``<key>__<original file name>`` for the proposal folder (see module doc)."""
     names = []
-    for key, image in zip(keys, images, strict=True):
+    for key, image in zip(proposal_keys(particle_ids), images, strict=True):
         base = _UNSAFE.sub("_", Path(image).name)
         stem, suffix = os.path.splitext(base)
         room = max(_MAX_NAME - len(key) - 2 - len(suffix), 1)
@@ -209,8 +215,12 @@ def write_proposal_folder(
     if not isinstance(campaign, Campaign):
         campaign = load_campaign(campaign, check_images="none")
     classes = tuple(classes if classes is not None else campaign.classes)
+    for name in classes:  # class names become folder names
+        check_name(name, "class name")
     out_dir = Path(out_dir)
     frame, sources = manifest_frame(proposals, campaign, classes, manifest_extra)
+    for image in frame["image"]:
+        ensure_inside(out_dir / image, out_dir, "proposal folder")
     text = _manifest_text(frame)
 
     manifest = out_dir / MANIFEST_FILE

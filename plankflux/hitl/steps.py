@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from plankflux.data.campaign import Campaign
-from plankflux.hitl.ingest import ingest_verification
+from plankflux.hitl.ingest import VerificationError, ingest_verification, read_manifest
 from plankflux.hitl.minboost import minboost_candidates
 from plankflux.hitl.proposals import write_proposal_folder
 from plankflux.hitl.simulated_expert import ReviewEffort, simulate_expert, truth_from_campaign
@@ -92,7 +92,25 @@ def simulate_and_ingest(
     """:func:`simulate`, then ingest the edited folder into ``out`` exactly as for a
     person. Returns the verdicts."""
     simulate(folder, campaign, mode)
-    return ingest_verification(folder, campaign.classes, out_path=out, mode=mode)
+    return ingest_verification(
+        folder,
+        campaign.classes,
+        out_path=out,
+        mode=mode,
+        particle_ids=set(campaign.particles["particle_id"]),
+    )
+
+
+def read_proposals(folder: str | os.PathLike, campaign: Campaign) -> pd.DataFrame:
+    """The checked manifest of a finished proposal folder (``MANIFEST_COLUMNS`` and any
+    extra columns); :class:`~plankflux.hitl.ingest.VerificationError` listing every
+    problem (a file edited by hand or by a spreadsheet, ids not in the campaign)."""
+    manifest, problems = read_manifest(
+        Path(folder), campaign.classes, set(campaign.particles["particle_id"])
+    )
+    if problems:
+        raise VerificationError(Path(folder), problems)
+    return manifest.drop(columns=["folder", "file"])
 
 
 def review_effort(verified: pd.DataFrame) -> dict[str, int]:

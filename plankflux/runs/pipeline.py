@@ -135,7 +135,7 @@ def run_pipeline(
     # manifest exists is complete (the manifest is written last) and is not rewritten.
     if not (ws.proposals / MANIFEST_FILE).exists():
         steps.propose(scores, campaign, ws.proposals, k=settings.k, link=settings.link)
-    manifest = pd.read_csv(ws.proposals / MANIFEST_FILE, dtype=str, keep_default_na=False)
+    manifest = steps.read_proposals(ws.proposals, campaign)
     top1k = manifest.rename(columns={"proposed_label": "label"})
     labels = {"top1k": steps.write_training_labels(ws.labels("top1k"), [top1k])}
 

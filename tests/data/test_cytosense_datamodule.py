@@ -93,7 +93,7 @@ def test_fold_batches_have_the_documented_keys_shapes_and_types(lab):
 
 
 def test_pretrain_mode_on_unlabelled_data_and_synthesize(tmp_path):
-    root = tmp_path / "uto"
+    root = tmp_path / "synthetic_uto"
     dm = CytoSenseDataModule(
         str(root),
         **SMALL,
@@ -118,7 +118,7 @@ def test_pretrain_mode_on_unlabelled_data_and_synthesize(tmp_path):
 
 def test_several_roots_train_together_with_one_class_list(tmp_path):
     """LAB + UTO (combined pre-training): rows of both, paths resolved per root."""
-    lab, uto = tmp_path / "lab", tmp_path / "uto"
+    lab, uto = tmp_path / "synthetic_lab", tmp_path / "synthetic_uto"
     dm = CytoSenseDataModule(
         [str(lab), str(uto)],
         **SMALL,
@@ -129,11 +129,11 @@ def test_several_roots_train_together_with_one_class_list(tmp_path):
         ],
     )
     dm.setup("fit")
-    assert dm.name == "lab+uto" and len(dm.pairs) == 60 + 80
+    assert dm.name == "synthetic_lab+synthetic_uto" and len(dm.pairs) == 60 + 80
     assert dm.class_names == load_pairs(lab).classes  # UTO is unlabelled: no new class
     labels = dm.pairs.labels()
     assert np.array_equal(labels[:60], load_pairs(lab).labels()) and (labels[60:] == -1).all()
-    assert list(dm.pairs.pairs["dataset"].iloc[[0, 60]]) == ["lab", "uto"]
+    assert list(dm.pairs.pairs["dataset"].iloc[[0, 60]]) == ["synthetic_lab", "synthetic_uto"]
     assert dm.pairs.image_path(60) == (uto / load_pairs(uto).pairs["image"].iat[0]).resolve()
     item = dm._datasets["train"][int(np.flatnonzero(dm.splits["train"] >= 60)[0])]
     assert item["image"].shape == (1, SMALL["image_size"], SMALL["image_size"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from plankflux.data.cytosense_transforms import image_to_tensor
@@ -34,9 +35,44 @@ def test_8_bit_images_pass_unchanged():
     assert np.array_equal(np.asarray(as_rgb(colour)), np.asarray(colour))
 
 
-def test_values_above_16_bits_clip_at_white():
-    wide = Image.fromarray(np.array([[0, 70000, 65535 // 2]], dtype=np.int32), mode="I")
-    assert np.asarray(as_grey(wide)).tolist() == [[0, 255, 127]]
+def test_32_bit_integers_above_16_bits_scale_by_their_maximum():
+    wide = Image.fromarray(np.array([[0, 70000, 35000]], dtype=np.int32), mode="I")
+    assert np.asarray(as_grey(wide)).tolist() == [[0, 255, 128]]  # 35000*255/70000 = 127.5
+
+
+def test_float_images_in_0_1_scale_by_255_and_others_by_their_range():
+    unit = Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32), mode="F")
+    assert np.asarray(as_grey(unit)).tolist() == [[0, 128, 255]]
+    wide = Image.fromarray(np.array([[-10.0, 0.0, 30.0]], dtype=np.float32), mode="F")
+    assert np.asarray(as_grey(wide)).tolist() == [[0, 64, 255]]  # (0+10)*255/40 = 63.75
+    flat = Image.fromarray(np.full((2, 2), 7.0, dtype=np.float32), mode="F")
+    assert np.asarray(as_grey(flat)).tolist() == [[0, 0], [0, 0]]
+
+
+def test_palette_rgba_la_and_cmyk_decode_to_their_colours():
+    palette = Image.new("P", (2, 1))
+    palette.putpalette([0, 0, 0, 200, 100, 50] + [0] * 762)
+    palette.putpixel((1, 0), 1)
+    assert np.asarray(as_rgb(palette)).tolist() == [[[0, 0, 0], [200, 100, 50]]]
+    rgba = Image.new("RGBA", (1, 1), (10, 20, 30, 0))
+    assert np.asarray(as_rgb(rgba)).tolist() == [[[10, 20, 30]]]  # alpha dropped
+    grey_alpha = Image.new("LA", (1, 1), (99, 0))
+    assert np.asarray(as_grey(grey_alpha)).tolist() == [[99]]
+    cmyk = Image.new("CMYK", (1, 1), (0, 255, 255, 0))  # pure cyan ink-free: red
+    assert np.asarray(as_rgb(cmyk)).tolist() == [[[255, 0, 0]]]
+
+
+def test_an_image_above_the_pixel_limit_is_refused_naming_the_file(tmp_path, monkeypatch):
+    from plankflux.data import images
+    from plankflux.errors import PlankfluxError
+
+    path = tmp_path / "big.png"
+    Image.new("L", (40, 30)).save(path)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(PlankfluxError, match=r"big.png: 40x30 pixels, more than the limit of 1000"):
+        images.open_image(path)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 1200)
+    assert images.open_image(path).size == (40, 30)
 
 
 def test_the_cytosense_image_path_decodes_16_bit_too(tmp_path):

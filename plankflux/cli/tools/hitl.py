@@ -126,7 +126,13 @@ def run_ingest(args: argparse.Namespace) -> int:
     from plankflux.hitl.ingest import default_verified_path, ingest_verification
 
     campaign = _campaign(args.campaign)
-    verified = ingest_verification(args.proposal_dir, campaign.classes, args.out, args.mode)
+    verified = ingest_verification(
+        args.proposal_dir,
+        campaign.classes,
+        args.out,
+        args.mode,
+        particle_ids=set(campaign.particles["particle_id"]),
+    )
     out = args.out or default_verified_path(args.proposal_dir)
     print(f"wrote {out}: {len(verified)} particles; {_counts(verified, 'action')}")
     return 0

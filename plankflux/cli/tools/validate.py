@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     campaign, problems = validate_campaign(args.campaign, check_images=args.images)
     if problems:
         return _report(args.campaign, problems)
+    for note in campaign.ignored_columns:
+        print(f"note: {note}")
     missing_esd = int(campaign.particles["esd_um"].isna().sum())
     note = f"; {missing_esd} particles without esd_um (no carbon)" if missing_esd else ""
     print(f"OK {args.campaign}: {campaign.summary()}{note}")

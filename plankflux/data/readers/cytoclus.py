@@ -39,7 +39,7 @@ import pandas as pd
 from PIL import Image
 
 from plankflux.data.cytosense import ANNOTATIONS_FILE, PROFILE_BANDS, write_pairs, write_profile
-from plankflux.data.images import as_grey
+from plankflux.data.images import as_grey, open_image
 from plankflux.data.readers.common import SourceError, listing, prepare_output, warn
 
 CHANNEL_ALIASES = {
@@ -173,8 +173,7 @@ def _load_image(source: tuple[Path, str | None]) -> Image.Image:
     if member is not None:
         with zipfile.ZipFile(path) as archive:
             path = io.BytesIO(archive.read(member))
-    with Image.open(path) as im:
-        return as_grey(im)
+    return as_grey(open_image(path))
 
 
 def add_scale_bar_strip(image: Image.Image, height: int) -> Image.Image:
