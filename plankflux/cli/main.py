@@ -70,10 +70,36 @@ def _name_leaves(parser: argparse.ArgumentParser) -> None:
             _name_leaves(sub)
 
 
+def _unparsable_override(args: Sequence[str]) -> str | None:
+    """Why one of the ``key=value`` overrides cannot be parsed (Hydra's own report does
+    not say which one), or ``None``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    for arg in args:
+        if "=" not in arg or arg.startswith("-"):
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException as err:
+            reason = str(err).splitlines()[0]
+            return (
+                f"cannot read the override {arg!r}: {reason} (the syntax: "
+                "https://hydra.cc/docs/advanced/override_grammar/basic)"
+            )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in HYDRA_VERBS:
         from plankflux.cli import hydra_tasks
+
+        bad = _unparsable_override(argv[1:])
+        if bad:
+            print(f"plankflux {argv[0]}: {bad}", file=sys.stderr)
+            return 1
 
         task = getattr(hydra_tasks, argv[0])
         # Hydra reads its overrides from sys.argv; DDP re-runs sys.argv[0] in each new

@@ -325,7 +325,9 @@ def _check_particles(
     else:
         out["ambiguous"] = False
     if "magnification" in frame.columns:
-        out["magnification"] = _parse_floats(frame, "magnification", f, problems, positive=True)
+        out["magnification"] = _parse_floats(
+            frame, "magnification", f, problems, positive=True, ids=ids
+        )
     else:
         out["magnification"] = np.nan
 

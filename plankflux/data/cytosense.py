@@ -30,6 +30,7 @@ from plankflux.data.campaign import image_is_readable
 from plankflux.errors import Problem, ProblemsError
 from plankflux.layout import ANNOTATIONS_FILE, CLASSES_FILE, PAIR_COLUMNS
 from plankflux.utils.atomic import atomic_open, write_csv_atomic
+from plankflux.utils.paths import outside_reason, suffix_problem
 
 PROFILE_BANDS = ("fws", "sws", "fl_green", "fl_yellow", "fl_orange", "fl_red")
 N_BANDS = len(PROFILE_BANDS)
@@ -171,7 +172,9 @@ def _check(root: Path, check_files: str, allow_missing_image: bool):
     if not (root / f).is_file():
         return None, None, [Problem(f, f"file not found in {root}")]
     try:
-        frame = pd.read_csv(root / f, dtype=str, keep_default_na=False, na_filter=False)
+        frame = pd.read_csv(
+            root / f, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig"
+        )
     except Exception as err:  # pandas raises several types for broken CSVs
         return None, None, [Problem(f, f"cannot be parsed as CSV: {err}")]
     frame.columns = [c.strip() for c in frame.columns]
@@ -195,7 +198,10 @@ def _check(root: Path, check_files: str, allow_missing_image: bool):
                 continue
             seen[value] = line
             path = root / value
-            if check_files != "none" and not path.is_file():
+            refused = outside_reason(root, value) or (column == "image" and suffix_problem(value))
+            if refused:
+                problems.append(Problem(f, refused, line, column))
+            elif check_files != "none" and not path.is_file():
                 problems.append(Problem(f, f"{column} file is missing: {path}", line, column))
             elif check_files == "parse" and column == "profile":
                 problems += profile_problems(path, value)

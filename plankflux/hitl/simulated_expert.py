@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from plankflux.data.campaign import load_campaign
+from plankflux.errors import PlankfluxError
 from plankflux.hitl.ingest import MODES, scan_proposal_folder
 from plankflux.hitl.proposals import is_os_metadata
 from plankflux.layout import TRUTH_FILE
@@ -94,7 +95,8 @@ def simulate_expert(
     """Edit ``proposal_dir`` as an expert knowing ``truth`` would; return the effort.
 
     ``classes``: the class list (default: the class folders present, which the
-    proposal writer creates for every class). Raises
+    proposal writer creates for every class). Refuses (:class:`PlankfluxError`) a
+    folder none of whose particles has a truth label. Raises
     :class:`~plankflux.hitl.ingest.VerificationError` if the folder is not a valid
     proposal folder, and ``RuntimeError`` if an earlier edit contradicts the decisions
     (a file deleted that should have stayed), before changing anything.
@@ -126,6 +128,12 @@ def simulate_expert(
         counts["deleted" if not target else "confirmed" if target == proposed else "moved"] += 1
         plan.append((name, location.get(name, ""), target))
 
+    if plan and counts["unknown"] == len(plan):
+        raise PlankfluxError(
+            f"{proposal_dir}: none of the {len(plan)} proposed particles has a known true "
+            f"label ({TRUTH_FILE} or the campaign's label column), so the simulated expert "
+            "would delete every proposal; verify this folder by hand (or in EcoTaxa)"
+        )
     contradicted = [
         str(proposal_dir / target / name) for name, now, target in plan if target and not now
     ]
