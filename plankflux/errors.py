@@ -11,10 +11,13 @@ raises one :class:`ProblemsError` naming them all, so a user fixes a file in one
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 MAX_PROBLEMS_SHOWN = 25
+# The "ValueError: " that opens the last line of a formatted traceback.
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)(\b[^:]*)?: ")
 
 
 class PlankfluxError(ValueError):
@@ -83,3 +86,18 @@ USER_ERRORS = (ValueError, OSError)
 
 class MissingFileError(PlankfluxError, FileNotFoundError):
     """A file the user named does not exist (also a ``FileNotFoundError``)."""
+
+
+def describe(err: BaseException) -> str:
+    """The message shown for a user error. An error raised in a DataLoader worker
+    reaches the main process as the same type with the worker's traceback in its
+    message; only the original error's message is kept."""
+    text = str(err)
+    if "Original Traceback" not in text:
+        return text
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
+    if not starts:
+        return text
+    first = _EXCEPTION_LINE.sub("", lines[starts[-1]], count=1)
+    return "\n".join([first, *lines[starts[-1] + 1 :]]).strip()

@@ -115,7 +115,7 @@ def read_verified(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise PlankfluxError(f"verified table not found: {path}")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     missing = [c for c in VERIFIED_COLUMNS if c not in frame.columns]
     if missing:
         raise PlankfluxError(f"{path}: missing column(s) {missing}; expected {VERIFIED_COLUMNS}")

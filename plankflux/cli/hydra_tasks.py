@@ -22,7 +22,7 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from plankflux.errors import USER_ERRORS
+from plankflux.errors import USER_ERRORS, describe
 from plankflux.layout import CONFIG_DIR
 
 
@@ -36,7 +36,7 @@ def _reported(run: Callable[[DictConfig], object], verb: str) -> Callable[[DictC
         except (*USER_ERRORS, InstantiationException) as err:
             if os.environ.get("PLANKFLUX_TRACEBACK"):
                 raise
-            print(f"plankflux {verb}: {err}", file=sys.stderr)
+            print(f"plankflux {verb}: {describe(err)}", file=sys.stderr)
             if HydraConfig.get().mode == RunMode.MULTIRUN:
                 raise  # Hydra records this job's failure and goes on with the others
             sys.exit(1)

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from plankflux.errors import USER_ERRORS
+from plankflux.errors import USER_ERRORS, describe
 
 #: The Hydra verbs (functions of :mod:`plankflux.cli.hydra_tasks`, imported when run).
 HYDRA_VERBS = {
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as err:
         if os.environ.get("PLANKFLUX_TRACEBACK"):
             raise
-        print(f"{args.prog}: {err}", file=sys.stderr)
+        print(f"{args.prog}: {describe(err)}", file=sys.stderr)
         return 1
 
 

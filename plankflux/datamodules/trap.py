@@ -125,7 +125,7 @@ class TrapDataModule(SplitLoaders, LightningDataModule):
     def target_label_rows(self) -> pd.Series:
         """Campaign row -> label of the ``target_labels`` CSV (rows with a label only)."""
         path = Path(self.hparams.target_labels)
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         missing = [c for c in ("particle_id", "label") if c not in frame.columns]
         if missing:
             raise ValueError(f"{path}: missing column(s) {missing}")

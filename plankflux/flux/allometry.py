@@ -159,7 +159,7 @@ def load_allometry(source: str | os.PathLike | Mapping | Allometry | None = None
         if not isinstance(data, Mapping) or not isinstance(data.get("rows"), list):
             raise ValueError(f"{path}: expected a mapping with a 'rows' list")
         return Allometry.from_records(data["rows"], str(path))
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     frame.columns = [c.strip() for c in frame.columns]
     return Allometry.from_records(frame.to_dict("records"), str(path))
 

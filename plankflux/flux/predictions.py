@@ -108,7 +108,7 @@ def read_predictions(path: str | os.PathLike, treatment: str | None = None) -> p
 
 def read_fixed_labels(path: str | os.PathLike) -> pd.DataFrame:
     """``particle_id, label[, treatment]`` CSV of particles whose verified label is kept."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     missing = [c for c in ("particle_id", "label") if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}")

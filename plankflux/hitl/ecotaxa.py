@@ -78,7 +78,9 @@ def _read_manifest(path: Path, required: Sequence[str]) -> pd.DataFrame:
     if not path.is_file():
         raise EcoTaxaError(f"proposal manifest not found: {path}")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, encoding="utf-8-sig", na_filter=False
+        )
     except Exception as err:
         raise EcoTaxaError(f"cannot read proposal manifest {path}: {err}") from err
     frame.columns = [str(c).strip() for c in frame.columns]

@@ -89,6 +89,8 @@ def read_shown_ids(paths: Iterable[str]) -> set[str]:
     """The ``particle_id`` values of CSV files (manifests, ``verified.csv``): the shown set."""
     shown: set[str] = set()
     for path in paths:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=["particle_id"])
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, encoding="utf-8-sig", usecols=["particle_id"]
+        )
         shown.update(frame["particle_id"])
     return shown

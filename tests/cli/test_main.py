@@ -110,3 +110,20 @@ def test_constants_written_out_for_the_help_match_the_library():
     assert stats.RESIZE_MODES == tuple(RESIZE_MODES)
     assert tables.STUDY_NAMES == tuple(sorted(STUDIES))
     assert import_campaign.ZOOSCAN_2400DPI_PIXEL_UM == ZOOSCAN_2400DPI_PIXEL_UM
+
+
+def test_an_error_from_a_dataloader_worker_is_shown_without_the_worker_traceback():
+    from plankflux.errors import describe
+
+    worker = ValueError(
+        "Caught ValueError in DataLoader worker process 0.\n"
+        "Original Traceback (most recent call last):\n"
+        '  File "x.py", line 3, in __getitem__\n'
+        "    raise ValueError(msg)\n"
+        "plankflux.errors.ProblemsError: profile p.csv: 1 problem(s):\n"
+        "  p.csv line 3, column 'FWS': not a finite number: 'nan'\n"
+    )
+    assert describe(worker) == (
+        "profile p.csv: 1 problem(s):\n  p.csv line 3, column 'FWS': not a finite number: 'nan'"
+    )
+    assert describe(ValueError("plain")) == "plain"
