@@ -51,7 +51,7 @@ from plankflux.layout import (
 )
 from plankflux.runs import predict, train
 from plankflux.tables.flux_figures import FluxInputs, make_flux_figures
-from plankflux.utils.atomic import atomic_open
+from plankflux.utils.atomic import atomic_open, remove_partial_writes
 
 log = logging.getLogger(__name__)
 TREATMENTS = ("top1k", "verify", "minboost")
@@ -126,6 +126,8 @@ def run_pipeline(
     """
     classes = list(campaign.classes)
     effort: dict[str, dict] = {}
+    for leftover in remove_partial_writes(ws.root):  # a killed run's half-written files
+        log.info("removed %s, left by an interrupted write", leftover)
 
     # 1-2. Out-of-domain ensemble and its scores on every target particle.
     ood_scores = _fit_once(fit_and_score, ws.ensemble("ood"), None)

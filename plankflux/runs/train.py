@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from plankflux.layout import CHECKPOINT_DIR, METRICS_FILE
 from plankflux.models.checkpoints import read_checkpoint
-from plankflux.utils.atomic import atomic_open
+from plankflux.utils.atomic import atomic_open, remove_partial_writes
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,9 @@ def run(cfg: DictConfig) -> dict:
 
     if cfg.get("ckpt_path"):
         read_checkpoint(cfg.ckpt_path)  # a clear error for a missing or damaged file
-    remove_partial_checkpoints(Path(cfg.paths.output_dir) / CHECKPOINT_DIR)
+    # A kill between writing a checkpoint's temporary file and renaming it leaves the file.
+    for leftover in remove_partial_writes(Path(cfg.paths.output_dir) / CHECKPOINT_DIR):
+        log.info("removed %s, left by an interrupted checkpoint write", leftover)
     if cfg.get("train", True):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     summary: dict = {"seed": cfg.seed}
@@ -78,15 +80,6 @@ def run(cfg: DictConfig) -> dict:
         log.info("metrics written to %s", out)
         print(_one_line_summary(summary, cfg))
     return summary
-
-
-def remove_partial_checkpoints(folder: Path) -> None:
-    """Delete the temporary files of checkpoint writes that a killed run left behind
-    (:class:`~plankflux.utils.checkpoint_io.LocalCheckpointIO` writes ``.<name>.*.tmp``
-    and renames it into place; a kill between the two leaves the temporary file)."""
-    for tmp in folder.glob(".*.ckpt.*.tmp") if folder.is_dir() else []:
-        log.info("removing %s, left by an interrupted checkpoint write", tmp)
-        tmp.unlink(missing_ok=True)
 
 
 def _one_line_summary(summary: dict, cfg: DictConfig) -> str:

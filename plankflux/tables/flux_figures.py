@@ -50,8 +50,11 @@ def _save(fig: Figure, out_dir: Path, stem: str, table: pd.DataFrame) -> list[Pa
     paths = []
     for fmt in ("png", "pdf"):
         path = out_dir / f"{stem}.{fmt}"
+        # No creation date in the PDF: the same inputs give byte-identical figures, so a
+        # resumed run can be checked against an uninterrupted one.
+        metadata = {"CreationDate": None} if fmt == "pdf" else None
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
         paths.append(path)
     write_csv_atomic(table, out_dir / f"{stem}.csv")
     return [*paths, out_dir / f"{stem}.csv"]

@@ -43,6 +43,25 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
         yield handle
 
 
+def is_partial_write(name: str) -> bool:
+    """Whether ``name`` is a temporary file of an interrupted write: ``.<name>.*.tmp``
+    (:func:`atomic_path`, checkpoint writes) or ``.<name>.*.partial`` (proposal copies)."""
+    return name.startswith(".") and name.endswith((".tmp", ".partial"))
+
+
+def remove_partial_writes(root: str | os.PathLike) -> list[Path]:
+    """Delete every temporary file that a killed process left below ``root`` (an output
+    folder of plankflux, never a user's data); return what was removed."""
+    removed = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if is_partial_write(name):
+                path = Path(folder, name)
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
 def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``frame`` as CSV (no index, ``\\n`` line ends) atomically."""
     with atomic_open(path, "w", newline="") as handle:
