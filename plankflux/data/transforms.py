@@ -46,19 +46,25 @@ class Resize:
 
 
 class CustomPad:
-    """Aspect-preserving fit of a PIL image into a black ``size``×``size`` square.
+    """Aspect-preserving fit of a PIL image into a ``size``×``size`` square.
 
     If the longer side exceeds ``size`` the image is shrunk (bilinear) so that the
     longer side equals ``size`` and the shorter side is ``round(short * size / long)``
     (at least 1 px). Smaller images are never enlarged: small particles stay small,
     so their size is still visible to the network. The (possibly shrunk) ``w×h`` image
-    is pasted at offset ``((size - w) // 2, (size - h) // 2)`` on a zero canvas.
+    is pasted at offset ``((size - w) // 2, (size - h) // 2)`` on a canvas filled with
+    ``fill``: ``0`` (black, Paper A's dark-field images), any grey level 0–255, or
+    ``"median"``: each channel's median over the image's border pixels, so an
+    instrument with a light background (imaging flow cytometry) pads light.
     """
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, fill: int | str = 0):
         if int(size) < 1:
             raise ValueError(f"size must be >= 1, got {size}")
+        if fill != "median" and not (isinstance(fill, int) and 0 <= fill <= 255):
+            raise ValueError(f"fill must be 0-255 or 'median', got {fill!r}")
         self.size = int(size)
+        self.fill = fill
 
     def fitted_size(self, width: int, height: int) -> tuple[int, int]:
         """The ``(w, h)`` of the content after the optional shrink."""
@@ -70,25 +76,56 @@ class CustomPad:
         h = self.size if height == longer else max(1, round(height * scale))
         return w, h
 
+    def fill_value(self, img: Image.Image) -> int | tuple[int, ...]:
+        """The canvas colour for ``img`` (one value per band)."""
+        if self.fill != "median":
+            return self.fill if len(img.getbands()) == 1 else (self.fill,) * len(img.getbands())
+        pixels = np.asarray(img)
+        pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+        border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+        median = tuple(int(v) for v in np.rint(np.median(border, axis=0)))
+        return median[0] if len(median) == 1 else median
+
     def __call__(self, img: Image.Image) -> Image.Image:
         w, h = self.fitted_size(*img.size)
+        fill = self.fill_value(img)
         if (w, h) != img.size:
             img = img.resize((w, h), Image.Resampling.BILINEAR)
-        canvas = Image.new(img.mode, (self.size, self.size))  # zeros = black
+        canvas = Image.new(img.mode, (self.size, self.size), fill)
         canvas.paste(img, ((self.size - w) // 2, (self.size - h) // 2))
         return canvas
 
     def __repr__(self) -> str:
-        return f"CustomPad({self.size})"
+        return f"CustomPad({self.size}, fill={self.fill!r})"
 
 
+#: The base resize modes; ``pad`` also comes as ``pad_median`` and ``pad_<0-255>``
+#: (the fill of :class:`CustomPad`; ``pad`` = ``pad_0``, black).
 RESIZE_MODES: dict[str, type] = {"resize": Resize, "pad": CustomPad}
+RESIZE_MODE_HELP = "resize, pad (black), pad_median (border median) or pad_<0-255>"
+
+
+def _pad_fill(mode: str) -> int | str | None:
+    """The fill of a ``pad*`` mode, or ``None`` when ``mode`` is not one."""
+    if mode == "pad":
+        return 0
+    if mode == "pad_median":
+        return "median"
+    if mode.startswith("pad_") and mode[4:].isdigit() and int(mode[4:]) <= 255:
+        return int(mode[4:])
+    return None
 
 
 def check_resize_mode(mode: str) -> str:
-    if mode not in RESIZE_MODES:
-        raise ValueError(f"unknown resize mode {mode!r}; choose one of {sorted(RESIZE_MODES)}")
+    if mode != "resize" and _pad_fill(str(mode)) is None:
+        raise ValueError(f"unknown resize mode {mode!r}; choose {RESIZE_MODE_HELP}")
     return mode
+
+
+def make_resizer(mode: str, size: int) -> Resize | CustomPad:
+    """The transform of a resize mode (see :data:`RESIZE_MODES`)."""
+    check_resize_mode(mode)
+    return Resize(size) if mode == "resize" else CustomPad(size, _pad_fill(mode))
 
 
 def load_resized(path: str | os.PathLike, size: int, mode: str) -> np.ndarray:
@@ -96,9 +133,7 @@ def load_resized(path: str | os.PathLike, size: int, mode: str) -> np.ndarray:
 
     Returns a ``(size, size, 3)`` uint8 array (HWC).
     """
-    transform = RESIZE_MODES[check_resize_mode(mode)](size)
-    out = transform(as_rgb(open_image(path)))
-    return np.asarray(out, dtype=np.uint8)
+    return np.asarray(make_resizer(mode, size)(as_rgb(open_image(path))), dtype=np.uint8)
 
 
 # ----------------------------------------------------------------------------------
@@ -183,7 +218,14 @@ def resolve_normalization(normalize, resize_mode: str) -> MeanStd | None:
         if key == "imagenet":
             return _mean_std(NORMALIZATION_STATS["imagenet"], "imagenet")
         if key == "dataset":
-            return _mean_std(NORMALIZATION_STATS["dataset"][resize_mode], "dataset")
+            published = NORMALIZATION_STATS["dataset"]
+            if resize_mode not in published:
+                raise ValueError(
+                    f"no published dataset statistics for resize mode {resize_mode!r} (only "
+                    f"{sorted(published)}); compute yours with `plankflux stats CAMPAIGN "
+                    f"--resize-mode {resize_mode} --out stats.json`, then data.normalize=stats.json"
+                )
+            return _mean_std(published[resize_mode], "dataset")
         # Anything path-like is a stats file; a bare unknown word is most likely a typo.
         if key.endswith(".json") or os.sep in normalize or Path(normalize).is_file():
             return _from_stats_file(Path(normalize), resize_mode)

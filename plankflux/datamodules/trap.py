@@ -29,7 +29,7 @@ from lightning import LightningDataModule
 from plankflux.data.campaign import PARTICLES_FILE, Campaign, load_campaign
 from plankflux.data.image_cache import ensure_image_cache
 from plankflux.data.splits import stratified_split
-from plankflux.data.transforms import RESIZE_MODES, ImagePipeline, resolve_normalization
+from plankflux.data.transforms import ImagePipeline, check_resize_mode, resolve_normalization
 from plankflux.data.trap_dataset import ResizedImages, TrapImageDataset
 from plankflux.datamodules.loading import SplitLoaders, generate_once
 
@@ -66,7 +66,8 @@ class TrapDataModule(SplitLoaders, LightningDataModule):
             train_domains: domains whose labelled particles train and validate.
             target_domain: domain tested (labelled) and predicted (all particles).
             image_size: side S of the square model input (224 in the paper).
-            resize_mode: ``resize`` (stretch) or ``pad`` (CustomPad, aspect kept).
+            resize_mode: ``resize`` (stretch) or ``pad`` (CustomPad, aspect kept, black);
+                ``pad_median`` / ``pad_<0-255>`` pad with the border median / that grey.
             normalize: ``none``, ``dataset`` (published statistics for the resize
                 mode), ``imagenet``, or a stats JSON written by ``plankflux stats``.
             augment: random 90° rotation and flips on training images.
@@ -81,10 +82,7 @@ class TrapDataModule(SplitLoaders, LightningDataModule):
                 on with these labels (verified or proposed); see the module docstring.
         """
         super().__init__()
-        if resize_mode not in RESIZE_MODES:
-            raise ValueError(
-                f"resize_mode must be one of {sorted(RESIZE_MODES)}, got {resize_mode!r}"
-            )
+        check_resize_mode(resize_mode)
         if not train_domains:
             raise ValueError("train_domains is empty")
         self.save_hyperparameters(logger=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from plankflux.layout import SCORES_FILE
 from plankflux.models.ensemble import EnsemblePredictor
@@ -20,14 +20,37 @@ from plankflux.models.ensemble import EnsemblePredictor
 log = logging.getLogger(__name__)
 
 
+def _command_line_keys() -> set[str]:
+    """The config keys the user set on the command line (none outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+
+
+def adopt_member_preprocessing(cfg: DictConfig, signature: dict) -> None:
+    """Give ``cfg.data`` the image size, resize mode and normalisation the members were
+    trained with, except where the user set them on the command line (then a mismatch
+    is refused when the data are checked). Train domains play no part in prediction."""
+    given = _command_line_keys()
+    with open_dict(cfg):
+        for key in ("image_size", "resize_mode", "normalize"):
+            if f"data.{key}" not in given and cfg.data.get(key) != signature[key]:
+                log.info("data.%s=%r, as the members were trained", key, signature[key])
+                cfg.data[key] = signature[key]
+        cfg.data.train_domains = [cfg.data.target_domain]
+
+
 def run(cfg: DictConfig) -> Path:
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     checkpoints = (
         OmegaConf.to_container(cfg.checkpoints)
         if OmegaConf.is_config(cfg.checkpoints)
         else cfg.checkpoints
     )
     model = EnsemblePredictor(checkpoints)
+    adopt_member_preprocessing(cfg, model.signature)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     writer = hydra.utils.instantiate(cfg.writer)
     callbacks = [writer]
     if cfg.get("flux"):

@@ -18,7 +18,8 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from plankflux.layout import CHECKPOINT_DIR, METRICS_FILE
+from plankflux.errors import PlankfluxError
+from plankflux.layout import CHECKPOINT_DIR, LAST_CHECKPOINT, METRICS_FILE, RUN_SETTINGS_FILE
 from plankflux.models.checkpoints import read_checkpoint
 from plankflux.utils.atomic import atomic_open, remove_partial_writes
 
@@ -74,7 +75,13 @@ def run(cfg: DictConfig) -> dict:
         summary["test"] = {k: _to_float(v) for k, v in (results[0] if results else {}).items()}
 
     if trainer.is_global_zero:
-        out = Path(cfg.paths.output_dir) / METRICS_FILE
+        output_dir = Path(cfg.paths.output_dir)
+        with atomic_open(output_dir / RUN_SETTINGS_FILE) as handle:
+            handle.write(OmegaConf.to_yaml(training_settings(cfg)))
+        last = output_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+        if not cfg.get("keep_last_checkpoint", False) and cfg.get("train", True):
+            last.unlink(missing_ok=True)  # the optimiser state is only for resuming
+        out = output_dir / METRICS_FILE
         with atomic_open(out) as handle:
             json.dump(summary, handle, indent=2, sort_keys=True)
         log.info("metrics written to %s", out)
@@ -96,17 +103,77 @@ def _one_line_summary(summary: dict, cfg: DictConfig) -> str:
     return "plankflux train: " + "; ".join(parts)
 
 
+#: Keys that do not change what a member learns (where it writes, how it is logged or
+#: how many processes run it); every other key of the config does.
+_NOT_TRAINING = (
+    "paths", "hydra", "logger", "members", "seed", "ckpt_path", "task_name", "tags",
+    "keep_last_checkpoint", "allow_mixed_members", "train", "test",
+    "data.num_workers", "data.pin_memory", "data.cache_dir", "data.persistent_workers",
+    "trainer.devices", "trainer.accelerator", "trainer.strategy", "trainer.num_nodes",
+    "trainer.enable_progress_bar", "trainer.enable_model_summary",
+    "trainer.log_every_n_steps", "trainer.default_root_dir", "trainer.plugins",
+)  # fmt: skip
+
+
+def _flatten(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def training_settings(cfg: DictConfig) -> DictConfig:
+    """The part of ``cfg`` that changes what a member learns (resolved), saved beside
+    each finished run as ``settings.yaml``."""
+    flat = _flatten(OmegaConf.to_container(cfg, resolve=False))
+    settings = {}
+    for key in sorted(flat):
+        if any(key == k or key.startswith(k + ".") for k in _NOT_TRAINING) or key.endswith(
+            ".dirpath"
+        ):
+            continue
+        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+        settings[key] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    return OmegaConf.create(settings)
+
+
+def _check_finished_member(member_dir: Path, cfg: DictConfig) -> None:
+    """Refuse to reuse a finished member trained with other settings (differing keys
+    named), unless ``allow_mixed_members``."""
+    saved = member_dir / RUN_SETTINGS_FILE
+    if cfg.get("allow_mixed_members", False) or not saved.is_file():
+        return
+    before = OmegaConf.to_container(OmegaConf.load(saved))
+    now = OmegaConf.to_container(training_settings(cfg))
+    differing = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if differing:
+        listed = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in differing[:10])
+        raise PlankfluxError(
+            f"{member_dir} finished with other settings than this run ({listed}"
+            f"{'; ...' if len(differing) > 10 else ''}). An ensemble of mixed members is "
+            "refused: use another run folder, or allow_mixed_members=true to reuse it"
+        )
+
+
 def run_members(cfg: DictConfig) -> list[dict]:
     """Train one member per seed of ``cfg.members``, one after another, each into
     ``<run folder>/member_<seed>/``. A member whose ``metrics.json`` exists is complete
-    and skipped, so rerunning a crashed ensemble run continues where it stopped
-    (point ``hydra.run.dir`` at the crashed run folder)."""
+    and skipped (when its saved settings equal this run's), so rerunning a crashed
+    ensemble run continues where it stopped (point ``hydra.run.dir`` at the crashed
+    run folder)."""
     root = Path(cfg.paths.output_dir)
     summaries = []
     for seed in cfg.members:
         member_dir = root / f"member_{seed}"
         done = member_dir / METRICS_FILE
         if done.exists():
+            member_cfg = cfg.copy()
+            with open_dict(member_cfg):
+                member_cfg.seed = seed
+                member_cfg.paths.output_dir = str(member_dir)
+            _check_finished_member(member_dir, member_cfg)
             log.info("member %s is complete (%s): skipped", seed, done)
             summaries.append(json.loads(done.read_text()))
             continue

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def _arm_preprocess(cfg) -> str:
-    pad = cfg.data.resize_mode == "pad"
+    pad = str(cfg.data.resize_mode).startswith("pad")
     norm = {"none": "", "dataset": "normdata", "imagenet": "normIN"}.get(
         str(cfg.data.normalize), f"norm({cfg.data.normalize})"
     )

@@ -36,6 +36,31 @@ def _image(width: int, height: int, value=None, seed: int = 0) -> Image.Image:
 # ---------------------------------------------------------------- resize modes
 
 
+def test_pad_fill_is_a_grey_level_or_the_border_median(tmp_path):
+    light = np.full((6, 10, 3), 200, dtype=np.uint8)  # light background ...
+    light[2:4, 3:7] = 20  # ... a dark particle in the middle
+    light[0, 0] = (0, 255, 90)  # one odd border pixel does not move the median
+    image = Image.fromarray(light)
+    median = np.asarray(CustomPad(16, fill="median")(image))
+    assert median[0, 0].tolist() == [200, 200, 200] and median[15, 15].tolist() == [200] * 3
+    assert median[7:9, 6:10].min() == 20  # the particle, centred at offset (3, 5)
+    white = np.asarray(CustomPad(16, fill=255)(image))
+    assert white[0, 0].tolist() == [255, 255, 255]
+    black = np.asarray(CustomPad(16)(image))
+    assert black[0, 0].tolist() == [0, 0, 0]
+    grey = np.asarray(CustomPad(16, fill="median")(image.convert("L")))
+    assert grey[0, 0] == 200
+    # The resize modes that name a fill, through the file path the datasets use.
+    Image.fromarray(light).save(tmp_path / "x.png")
+    assert load_resized(tmp_path / "x.png", 16, "pad_median")[0, 0].tolist() == [200] * 3
+    assert load_resized(tmp_path / "x.png", 16, "pad_128")[0, 0].tolist() == [128] * 3
+    for bad in ("pad_256", "pad_white", "squash"):
+        with pytest.raises(ValueError, match="unknown resize mode"):
+            load_resized(tmp_path / "x.png", 16, bad)
+    with pytest.raises(ValueError, match="no published dataset statistics for resize mode"):
+        resolve_normalization("dataset", "pad_median")
+
+
 def test_custom_pad_shrinks_tall_image_and_centres_it():
     out = np.asarray(CustomPad(32)(_image(10, 40, value=255)))  # w=10, h=40
     assert out.shape == (32, 32, 3)

@@ -48,7 +48,8 @@ def test_two_process_training_evaluates_once_on_rank_zero(tmp_path, command, deb
     (run,) = (tmp_path / "logs" / task / "runs").iterdir()
     metrics = json.loads((run / "metrics.json").read_text())
     assert np.isfinite(metrics["best_val_loss"]) and metrics["epochs_trained"] == 1
-    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert not (run / "checkpoints" / "last.ckpt").exists()  # removed once finished
     (evaluation,) = (run / "knn").iterdir()
     embeddings = np.load(evaluation / "embeddings.npz")
     assert sorted(embeddings["index"]) == list(range(60))  # every pair, once (rank 0)

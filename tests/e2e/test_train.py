@@ -37,7 +37,13 @@ def _check_run_dir(run: Path) -> dict:
     config = (run / ".hydra" / "config.yaml").read_text()
     assert "target_domain: RR" in config and "???" not in config
     assert (run / "checkpoints" / "best.ckpt").is_file()
-    assert (run / "checkpoints" / "last.ckpt").is_file()
+    # A finished run keeps the lean best.ckpt (no optimiser state) and drops last.ckpt.
+    assert not (run / "checkpoints" / "last.ckpt").exists()
+    import torch
+
+    best = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
+    assert "optimizer_states" not in best and {"state_dict", "hyper_parameters"} <= set(best)
+    assert "trainer.max_epochs: 2" in (run / "settings.yaml").read_text()
     metrics = pd.read_csv(run / "csv" / "metrics.csv")
     for column in (
         "train/loss",
@@ -82,7 +88,13 @@ def test_multirun_over_seeds_gives_one_run_dir_each(tmp_path):
 def test_last_checkpoint_is_the_last_epoch_and_a_crashed_run_resumes_from_it(tmp_path):
     # mode=max keeps the *worst* val/loss as "best", so best and last epochs differ.
     worst = ("callbacks.model_checkpoint.mode=max", "callbacks.early_stopping=null")
-    _train(tmp_path, *worst, "trainer.max_epochs=3", "hydra.run.dir=" + str(tmp_path / "run"))
+    _train(
+        tmp_path,
+        *worst,
+        "trainer.max_epochs=3",
+        "keep_last_checkpoint=true",  # kept as a crashed run would have left it
+        "hydra.run.dir=" + str(tmp_path / "run"),
+    )
     import torch
 
     checkpoints = tmp_path / "run" / "checkpoints"
@@ -95,6 +107,7 @@ def test_last_checkpoint_is_the_last_epoch_and_a_crashed_run_resumes_from_it(tmp
         *worst,
         "trainer.max_epochs=4",
         f"ckpt_path={checkpoints / 'last.ckpt'}",
+        "keep_last_checkpoint=true",
         "hydra.run.dir=" + str(tmp_path / "resumed"),
     )
     metrics = pd.read_csv(tmp_path / "resumed" / "csv" / "metrics.csv")

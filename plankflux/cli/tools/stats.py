@@ -33,9 +33,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--size", type=int, default=224, help="image size in px (default 224)")
     parser.add_argument(
         "--resize-mode",
-        choices=(*RESIZE_MODES, "both"),
         default="both",
-        help="resize (squash to a square), pad (keep aspect, zero-pad) or both (default)",
+        help="resize (squash to a square), pad (keep aspect, pad black), pad_median (pad "
+        "with the border median), pad_<0-255> (pad with that grey), or both = resize and "
+        "pad (default)",
     )
     parser.add_argument("--domains", nargs="+", metavar="DOMAIN", help="only these domains")
     parser.add_argument("--labelled-only", action="store_true", help="only particles with a label")
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from plankflux.data.campaign import load_campaign
     from plankflux.data.image_cache import UnreadableImageError
     from plankflux.data.stats import compute_dataset_stats
+    from plankflux.data.transforms import check_resize_mode
     from plankflux.utils.atomic import atomic_open
 
     if args.size < 1:
@@ -86,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     paths = campaign.image_paths(rows)
 
     modes = list(RESIZE_MODES) if args.resize_mode == "both" else [args.resize_mode]
+    for mode in modes:
+        check_resize_mode(mode)
     table = {}
     for mode in modes:
         try:

@@ -43,6 +43,7 @@ def _report(folder: str, problems) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from plankflux.data.audit import duplicate_images, unsplittable_classes
     from plankflux.data.campaign import validate_campaign
     from plankflux.data.cytosense import load_pairs, validate_pairs
 
@@ -55,10 +56,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"OK {args.campaign}: CytoSense pairs, {pairs.summary()}")
         return 0
     campaign, problems = validate_campaign(args.campaign, check_images=args.images)
+    warnings = []
+    if not problems and args.images == "decode":
+        problems, warnings = duplicate_images(campaign)
     if problems:
         return _report(args.campaign, problems)
+    for warning in warnings:
+        print(f"warning: {warning}")
     for note in campaign.ignored_columns:
         print(f"note: {note}")
+    for line in unsplittable_classes(campaign):
+        print(f"note: {line}")
     missing_esd = int(campaign.particles["esd_um"].isna().sum())
     note = f"; {missing_esd} particles without esd_um (no carbon)" if missing_esd else ""
     print(f"OK {args.campaign}: {campaign.summary()}{note}")

@@ -1,0 +1,69 @@
+"""Checks of a valid campaign for what would quietly hurt training (``plankflux validate``).
+
+* :func:`duplicate_images`: byte-identical image files filed as different particles.
+  Filed under two different labels they are an error (the model is taught both
+  answers for one image); otherwise a warning (the copy is counted twice, and may sit
+  in training and in the test split at once).
+* :func:`unsplittable_classes`: labelled classes of a domain too small to give the
+  validation split an image (with ``val_fraction`` 0.2, classes of 1–2 images): they
+  go entirely into training and are never validated or tested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+from plankflux.data.campaign import Campaign
+from plankflux.errors import Problem
+from plankflux.layout import PARTICLES_FILE
+
+_CHUNK = 1 << 20
+
+
+def _digest(path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while block := handle.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def duplicate_images(campaign: Campaign) -> tuple[list[Problem], list[Problem]]:
+    """``(errors, warnings)`` for groups of particles whose image files are identical."""
+    particles = campaign.particles
+    by_content: dict[str, list[int]] = defaultdict(list)
+    for i, path in enumerate(campaign.image_paths()):
+        by_content[_digest(path)].append(i)
+    errors, warnings = [], []
+    for rows in by_content.values():
+        if len(rows) < 2:
+            continue
+        ids = [str(particles["particle_id"].iat[i]) for i in rows]
+        labels = sorted({particles["label"].iat[i] for i in rows} - {""})
+        first = rows[0]
+        pairs = zip(ids[1:], rows[1:], strict=True)
+        others = ", ".join(f"{pid!r} (line {i + 2})" for pid, i in pairs)
+        where = f"the same image as {others}"
+        if len(labels) > 1:
+            message = f"{where}, but labelled {' / '.join(labels)}: keep one particle"
+            errors.append(Problem(PARTICLES_FILE, message, first + 2, "image", ids[0]))
+        else:
+            message = f"{where} (a duplicate counts twice and may be in training and test)"
+            warnings.append(Problem(PARTICLES_FILE, message, first + 2, "image", ids[0]))
+    return errors, warnings
+
+
+def unsplittable_classes(campaign: Campaign, val_fraction: float = 0.2) -> list[str]:
+    """One line per (domain, class) whose labelled images give no validation image."""
+    labelled = campaign.particles[campaign.particles["label"] != ""]
+    counts = labelled.groupby(["domain", "label"]).size()
+    lines = []
+    for (domain, label), n in counts.items():
+        if n < 2 or round(val_fraction * n) == 0:
+            lines.append(
+                f"domain {domain}, class {label!r}: {n} labelled image(s), too few for a "
+                f"{val_fraction:.0%} validation split: all go into training (never validated "
+                "or tested)"
+            )
+    return lines

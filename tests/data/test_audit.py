@@ -1,0 +1,67 @@
+"""plankflux validate: byte-identical images filed twice, classes too small to split."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+from conftest import make_campaign
+from PIL import Image
+
+from plankflux.cli.main import main
+from plankflux.data.audit import duplicate_images, unsplittable_classes
+from plankflux.data.campaign import load_campaign
+
+
+def _unique_campaign(root, n_per_sample: int = 3):
+    """The hand-made campaign with every image made distinct (its images repeat per sample)."""
+    camp = make_campaign(root, n_per_sample)
+    for i, path in enumerate(sorted((camp / "images").iterdir())):
+        Image.fromarray(np.full((8, 12, 3), i, dtype=np.uint8)).save(path)
+    return camp
+
+
+def _copy_image(campaign, src: str, dst: str) -> None:
+    shutil.copy2(campaign / "images" / f"{src}.png", campaign / "images" / f"{dst}.png")
+
+
+def test_a_copy_under_another_label_is_an_error_and_under_the_same_a_warning(tmp_path, capsys):
+    camp = _unique_campaign(tmp_path / "c")  # RR1_0 aggregate, RR1_1 long_pellet, RR1_2 ""
+    _copy_image(camp, "RR1_0", "RR1_1")  # same pixels, different label
+    _copy_image(camp, "FC1_0", "FC1_2")  # same pixels, second one unlabelled
+    errors, warnings = duplicate_images(load_campaign(camp))
+    assert [str(e) for e in errors] == [
+        "particles.csv line 2 (particle_id 'RR1_0'), column 'image': the same image as "
+        "'RR1_1' (line 3), but labelled aggregate / long_pellet: keep one particle"
+    ]
+    assert len(warnings) == 1 and "'FC1_2' (line 7)" in str(warnings[0])
+    assert main(["validate", str(camp)]) == 1
+    assert "labelled aggregate / long_pellet" in capsys.readouterr().err
+
+
+def test_a_copy_under_the_same_label_is_reported_but_validates(tmp_path, capsys):
+    camp = _unique_campaign(tmp_path / "c")
+    _copy_image(camp, "FC1_0", "FC1_2")
+    assert main(["validate", str(camp)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: particles.csv line 5 (particle_id 'FC1_0')" in out
+    assert out.strip().splitlines()[-1].startswith("OK ")
+
+
+def test_classes_too_small_for_a_validation_split_are_named(tmp_path, capsys):
+    camp = _unique_campaign(tmp_path / "c", n_per_sample=6)
+    particles = pd.read_csv(camp / "particles.csv", dtype=str, keep_default_na=False)
+    assert particles[particles["domain"] == "RR"]["label"].value_counts().to_dict() == {
+        "aggregate": 2,
+        "long_pellet": 2,
+        "": 2,
+    }
+    lines = unsplittable_classes(load_campaign(camp))
+    assert len(lines) == 4  # aggregate and long_pellet in RR and in FC, 2 images each
+    assert lines[0].startswith("domain FC, class 'aggregate': 2 labelled image(s), too few")
+    particles.loc[particles["domain"] == "RR", "label"] = "aggregate"  # 6 images: 1 to val
+    particles.to_csv(camp / "particles.csv", index=False)
+    assert not any("domain RR" in line for line in unsplittable_classes(load_campaign(camp)))
+    main(["validate", str(camp)])
+    assert "note: domain FC, class 'long_pellet': 2 labelled image(s)" in capsys.readouterr().out
