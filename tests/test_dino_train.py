@@ -38,7 +38,6 @@ def test_tiny_dino_run_writes_checkpoints_metrics_and_an_image_only_knn_table(
     assert temps == pytest.approx([0.04, 0.07])  # warm-up over 2 epochs
 
     state = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
-    assert "optimizer_states" in state  # DINO's best.ckpt is its last epoch, resumable
     hparams, weights = state["hyper_parameters"], state["state_dict"]
     assert hparams["out_dim"] == 256 and len(hparams["class_names"]) == 6
     assert weights["loss.center"].shape == (256,) and weights["loss.center"].abs().sum() > 0

@@ -35,6 +35,7 @@ TOOL_MODULES = (
     "plankflux.cli.tools.synth",
     "plankflux.cli.tools.validate",
     "plankflux.cli.tools.import_campaign",
+    "plankflux.cli.tools.campaign",
     "plankflux.cli.tools.stats",
     "plankflux.cli.tools.tables",
     "plankflux.cli.tools.knn",

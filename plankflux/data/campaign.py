@@ -422,9 +422,11 @@ def write_campaign(
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    # Samples first: a crash in between leaves samples without particles, still valid
+    # (particles pointing at samples not yet written would not be).
     for name, frame, required, optional in (
-        (PARTICLES_FILE, particles, PARTICLE_COLUMNS, OPTIONAL_PARTICLE_COLUMNS),
         (SAMPLES_FILE, samples, SAMPLE_COLUMNS, OPTIONAL_SAMPLE_COLUMNS),
+        (PARTICLES_FILE, particles, PARTICLE_COLUMNS, OPTIONAL_PARTICLE_COLUMNS),
     ):
         missing = [c for c in required if c not in frame.columns]
         if missing:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from plankflux.cli.main import main
 from plankflux.data.campaign import CLASSES_FILE, validate_campaign
-from plankflux.data.readers.class_folders import read_class_folders
+from plankflux.data.readers.class_folders import path_id, read_class_folders
 from plankflux.data.readers.common import ReaderWarning, SourceError, natural_key
 from plankflux.data.readers.mpic import parse_mpic_filename, read_mpic
 
@@ -52,6 +52,14 @@ def valid(out: Path):
     campaign, problems = validate_campaign(out, check_images="decode")
     assert problems == [], [str(p) for p in problems]
     return campaign
+
+
+def by_path(campaign, src) -> pd.DataFrame:
+    """Particles indexed by their image's path below ``src`` without the suffix."""
+    keys = [
+        Path(p).relative_to(src).with_suffix("").as_posix() for p in campaign.particles["image"]
+    ]
+    return campaign.particles.set_index(pd.Index(keys))
 
 
 def by_id(campaign) -> pd.DataFrame:
@@ -283,13 +291,13 @@ def test_class_folders_default(tmp_path):
     campaign = valid(out)
     assert campaign.classes == ("Alpha", "Beta")
     assert (out / CLASSES_FILE).read_text() == "Alpha\nBeta\n"
-    p = by_id(campaign)
-    assert list(campaign.particles["particle_id"]) == [
-        "Alpha/a1",
-        "Alpha/a2",
-        "Beta/b1",
-        "Beta/more/b2",
-    ]
+    p = by_path(campaign, src)
+    assert sorted(p.index) == ["Alpha/a1", "Alpha/a2", "Beta/b1", "Beta/more/b2"]
+    # Ids are stable hashes of the relative path: no class name for the expert to see.
+    ids = list(campaign.particles["particle_id"])
+    assert all(i.startswith("img_") and len(i) == 16 for i in ids)
+    assert not any(c in i for i in ids for c in ("Alpha", "Beta"))
+    assert p.loc["Beta/more/b2", "particle_id"] == path_id(src / "Beta/more/b2.tif", src)
     assert p.loc["Beta/more/b2", "label"] == "Beta"
     assert Path(p.loc["Alpha/a2", "image"]) == src / "Alpha" / "a2.PNG"
     assert p["esd_um"].isna().all()
@@ -312,7 +320,7 @@ def test_class_folders_class_map_and_unlabelled(tmp_path):
         )
     assert not (out / CLASSES_FILE).exists()  # targets are all among the 14 classes
     campaign = valid(out)
-    p = by_id(campaign)
+    p = by_path(campaign, src)
     assert p.loc["Alpha/a1", "label"] == "aggregate"
     assert p.loc["Beta/b1", "label"] == "swimmer"
     assert p.loc["unsorted/u1", "label"] == ""
@@ -326,7 +334,7 @@ def test_class_folders_class_map_and_unlabelled(tmp_path):
         )
     campaign2 = valid(out2)
     assert campaign2.classes == ("round thing",)
-    assert by_id(campaign2).loc["Beta/b1", "label"] == ""
+    assert by_path(campaign2, src).loc["Beta/b1", "label"] == ""
 
 
 @pytest.mark.filterwarnings("ignore::plankflux.data.readers.common.ReaderWarning")
@@ -358,7 +366,7 @@ def test_class_folders_esd_from_area_and_esd_um(tmp_path):
         read_class_folders(src, tmp_path / "camp", metadata_csv=meta)
     with pytest.warns(ReaderWarning):  # notes.txt ignored
         out = read_class_folders(src, tmp_path / "camp", metadata_csv=meta, pixel_size_um=2.0)
-    p = by_id(valid(out))
+    p = by_path(valid(out), src)
     for pid, area in (("Alpha/a1", 100), ("Alpha/a2", 400), ("Beta/b1", 25), ("Beta/more/b2", 1)):
         assert p.loc[pid, "esd_um"] == pytest.approx(2 * math.sqrt(area / math.pi) * 2.0)
 
@@ -372,7 +380,13 @@ def test_class_folders_esd_from_area_and_esd_um(tmp_path):
     meta2.write_text("name,esd (µm)\na1,10\na2,20\nb1,30\nb2,40\n")
     with pytest.warns(ReaderWarning):
         out2 = read_class_folders(src, tmp_path / "camp2", metadata_csv=[meta2])
-    assert list(by_id(valid(out2))["esd_um"]) == [10, 20, 30, 40]
+    by_image = by_path(valid(out2), src)["esd_um"]
+    assert by_image[["Alpha/a1", "Alpha/a2", "Beta/b1", "Beta/more/b2"]].tolist() == [
+        10,
+        20,
+        30,
+        40,
+    ]
 
 
 def make_flat_source(root: Path) -> tuple[Path, Path, Path]:

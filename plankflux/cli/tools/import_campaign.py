@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import warnings
+from pathlib import Path
 
 from plankflux.cli.tools.validate import PAIR_CHECKS
 
@@ -87,6 +89,12 @@ def add_parser(subparsers) -> None:
         metavar="NAME",
         help="source class (folder or label) whose images are imported unlabelled",
     )
+    folders.add_argument(
+        "--unlabelled",
+        action="store_true",
+        help="a deployment without labels: every image below SRC (flat or in folders, "
+        "whose names are ignored) is imported unlabelled",
+    )
 
     cytoclus = formats.add_parser(
         "cytoclus",
@@ -115,7 +123,15 @@ def add_parser(subparsers) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, metavar="DIR", help="campaign folder to write")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="DIR", help="campaign folder to write")
+    if parser.prog.split()[-1] != "cytoclus":
+        where.add_argument(
+            "--into",
+            metavar="CAMPAIGN",
+            help="add the imported deployment to this existing campaign (its class list "
+            "is kept; the replaced CSVs are kept in CAMPAIGN/.plankflux_history/)",
+        )
     parser.add_argument(
         "--images",
         choices=("decode", "exists", "none"),
@@ -152,6 +168,7 @@ def _read(args: argparse.Namespace):
         pixel_size_um=args.pixel_size_um,
         class_map=args.class_map,
         unlabelled_folder=args.unlabelled_folder,
+        unlabelled=args.unlabelled,
     )
 
 
@@ -159,10 +176,17 @@ def run(args: argparse.Namespace) -> int:
     from plankflux.data.campaign import validate_campaign
 
     command = f"plankflux import {args.import_format}"
-    with warnings.catch_warnings(record=True) as caught:
+    into = getattr(args, "into", None)
+    with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory() as tmp:
         warnings.simplefilter("always")
         try:
+            if into:  # import beside, then merge: the campaign changes only if all is well
+                args.out = str(Path(tmp) / "import")
             out = _read(args)
+            if into:
+                from plankflux.data.merge import merge_into
+
+                out = merge_into(into, out).root
         finally:  # the reader's warnings help with its error too
             for warning in caught:
                 print(f"{command}: warning: {warning.message}", file=sys.stderr)

@@ -57,6 +57,7 @@ with depth, imaged area and deployment days left empty (unknown).
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
 from collections import Counter, defaultdict
@@ -112,6 +113,39 @@ _ESD_UM_ALIASES = ("esd_um", "object_esd_um")
 _AREA_PX_ALIASES = ("area", "area_px", "object_area")
 
 
+def path_id(path: Path, src: Path) -> str:
+    """A stable particle id for an image without one: ``img_`` and 12 hex digits of the
+    hash of its path relative to ``src``. Never the class folder's name, so an id (and
+    a proposal file named after it) does not give the label away to the expert."""
+    rel = path.relative_to(src).as_posix() if path.is_relative_to(src) else path.name
+    return "img_" + hashlib.sha1(rel.encode("utf-8")).hexdigest()[:12]
+
+
+def _scan_unlabelled(src: Path) -> pd.DataFrame:
+    """Every image below ``src`` (any depth, hidden files and folders skipped), unlabelled."""
+    paths = sorted(
+        p
+        for p in src.rglob("*")
+        if p.is_file()
+        and is_image(p)
+        and not any(is_hidden(q) for q in p.relative_to(src).parents)
+        and not is_hidden(p)
+    )
+    if not paths:
+        raise ValueError(
+            f"no images found under {src} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    return pd.DataFrame(
+        {
+            "particle_id": [path_id(p, src) for p in paths],
+            "path": [str(p) for p in paths],
+            "source_label": [""] * len(paths),
+            "id_key": [""] * len(paths),
+            "origin": [str(p) for p in paths],
+        }
+    )
+
+
 def _scan_class_folders(src: Path) -> pd.DataFrame:
     """Layout (a): one row per image with its class folder name."""
     problems: list[str] = []
@@ -125,7 +159,8 @@ def _scan_class_folders(src: Path) -> pd.DataFrame:
             if is_image(class_dir):
                 problems.append(
                     f"{class_dir}: image lies directly in the source, not in a class folder "
-                    "(give a labels CSV for a flat folder of images)"
+                    "(give a labels CSV for a flat folder of images, or --unlabelled for a "
+                    "deployment without labels)"
                 )
             continue
         n_before = len(rows)
@@ -163,13 +198,9 @@ def _scan_class_folders(src: Path) -> pd.DataFrame:
             f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
         )
 
-    rel = [path.relative_to(src) for _, path in rows]
-    stems = [p.with_suffix("").as_posix() for p in rel]
-    counts = Counter(stems)
-    ids = [s if counts[s] == 1 else p.as_posix() for s, p in zip(stems, rel, strict=True)]
     return pd.DataFrame(
         {
-            "particle_id": ids,
+            "particle_id": [path_id(path, src) for _, path in rows],
             "path": [str(p) for _, p in rows],
             "source_label": [c for c, _ in rows],
             "id_key": [""] * len(rows),
@@ -235,9 +266,7 @@ def _rows_from_labels_csvs(src: Path, labels_csvs: Sequence[Path]) -> pd.DataFra
                 problems.append(f"{csv_path.name} line {line}, column {id_col!r}: empty id")
                 continue
             if not pid:
-                inside = path.is_relative_to(src)
-                pid = (path.relative_to(src) if inside else Path(path.name)).with_suffix("")
-                pid = pid.as_posix()
+                pid = path_id(path, src)
             records.append(
                 {
                     "particle_id": pid,
@@ -336,7 +365,10 @@ def map_labels(
         classes = sorted({t for t in mapping.values() if t})
     labels = ["" if is_unlabelled(n) else mapping[n] for n in source_labels]
     if not classes:
-        raise ValueError("no class names: every image would be unlabelled")
+        raise ValueError(
+            "no class names: every image would be unlabelled; to import a deployment "
+            "without labels use `plankflux import folders SRC --unlabelled`"
+        )
     if set(classes) <= set(TRAP_CLASSES):
         return labels, None
     return labels, tuple(classes)
@@ -455,10 +487,12 @@ def read_class_folders(
     pixel_size_um: float | None = None,
     class_map: Mapping[str, str] | str | os.PathLike | None = None,
     unlabelled_folder: str | None = None,
+    unlabelled: bool = False,
 ) -> Path:
     """Write a campaign at ``out`` for the images under ``src``; see the module doc.
 
     ``labels_csv`` switches from the folder-per-class layout to labels CSV(s);
+    ``unlabelled`` imports every image below ``src`` (flat or nested) without a label;
     ``metadata_csv`` supplies particle sizes, joined on ``id_column``. Raises
     ``ValueError`` (a :class:`SourceError` lists every defect) before writing
     anything; warns (:class:`ReaderWarning`) about ignored files and unknown sizes.
@@ -469,7 +503,11 @@ def read_class_folders(
     if not domain or not sample_id:
         raise ValueError("domain and sample id must not be empty")
 
-    if labels_csv is None:
+    if unlabelled:
+        if labels_csv is not None or class_map is not None or unlabelled_folder is not None:
+            raise ValueError("unlabelled takes no labels CSV, class map or unlabelled folder")
+        rows = _scan_unlabelled(src)
+    elif labels_csv is None:
         rows = _scan_class_folders(src)
     else:
         csvs = [labels_csv] if isinstance(labels_csv, str | os.PathLike) else list(labels_csv)
@@ -477,7 +515,10 @@ def read_class_folders(
             raise ValueError("labels_csv is an empty list")
         rows = _rows_from_labels_csvs(src, [Path(c) for c in csvs])
 
-    labels, classes = map_labels(list(rows["source_label"]), class_map, unlabelled_folder)
+    if unlabelled:
+        labels, classes = [""] * len(rows), None  # no class list: the campaign it joins has one
+    else:
+        labels, classes = map_labels(list(rows["source_label"]), class_map, unlabelled_folder)
 
     if metadata_csv is None:
         if pixel_size_um is not None:
