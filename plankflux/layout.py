@@ -36,7 +36,7 @@ PARTICLES_FILE = "particles.csv"
 SAMPLES_FILE = "samples.csv"
 CLASSES_FILE = "classes.txt"
 PARTICLE_COLUMNS = ("particle_id", "image", "domain", "sample_id", "esd_um", "label")
-OPTIONAL_PARTICLE_COLUMNS = ("label_original", "ambiguous", "magnification")
+OPTIONAL_PARTICLE_COLUMNS = ("label_original", "ambiguous", "magnification", "label_predicted")
 SAMPLE_COLUMNS = ("sample_id", "domain", "depth_m", "imaged_area_m2", "deployment_days")
 OPTIONAL_SAMPLE_COLUMNS = ("measured_flux_mmol_m2_d", "measured_flux_sd", "deployment", "date")
 #: Known true labels of a synthetic campaign (``particle_id, label, ambiguous``): the

@@ -20,8 +20,6 @@ read from the proposal folder.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import re
@@ -35,7 +33,7 @@ import pandas as pd
 
 from plankflux.data.campaign import Campaign
 from plankflux.data.classes import TRAP_CLASSES
-from plankflux.errors import PlankfluxError
+from plankflux.data.readers.ecotaxa import STATUS, EcoTaxaError, read_ecotaxa_tsv
 from plankflux.layout import MANIFEST_COLUMNS, MANIFEST_FILE, VERIFIED_COLUMNS
 from plankflux.utils.atomic import atomic_path, write_csv_atomic
 
@@ -44,24 +42,7 @@ TSV_NAME = "ecotaxa_plankflux.tsv"
 #: Fixed timestamp for every zip member (the zip epoch), so exports are byte-identical.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _ZIP_MODE = 0o644 << 16
-_TYPE_CELL = re.compile(r"^\[[tf]\]$", re.IGNORECASE)
 _MAX_LISTED = 50
-
-# EcoTaxa's annotation status, in its export words and its one-letter database codes.
-_STATUS = {
-    "validated": "validated",
-    "v": "validated",
-    "dubious": "dubious",
-    "d": "dubious",
-    "predicted": "predicted",
-    "p": "predicted",
-    "": "unclassified",
-    "unclassified": "unclassified",
-}
-
-
-class EcoTaxaError(PlankfluxError):
-    """An EcoTaxa bundle or export cannot be used; the message lists every offender."""
 
 
 def _listing(items: Iterable[object]) -> str:
@@ -246,61 +227,6 @@ def export_ecotaxa_bundle(
 # --------------------------------------------------------------------------- import
 
 
-def _is_type_row(cells: Sequence[str]) -> bool:
-    filled = [c.strip() for c in cells if c.strip()]
-    return bool(filled) and all(_TYPE_CELL.match(c) for c in filled)
-
-
-def _read_export_text(tsv_path: Path) -> tuple[str, str]:
-    """The TSV text and a name for messages; a zip must hold exactly one TSV."""
-    if not tsv_path.is_file():
-        raise EcoTaxaError(f"EcoTaxa export not found: {tsv_path}")
-    if zipfile.is_zipfile(tsv_path):
-        with zipfile.ZipFile(tsv_path) as archive:
-            names = [
-                n
-                for n in archive.namelist()
-                if n.lower().endswith(".tsv")
-                and not n.endswith("/")
-                and not n.startswith("__MACOSX/")
-                and not PurePosixPath(n).name.startswith("._")
-            ]
-            if len(names) != 1:
-                found = _listing(names) if names else " none"
-                raise EcoTaxaError(f"{tsv_path} must hold exactly one .tsv file; found{found}")
-            raw = archive.read(names[0])
-            where = f"{tsv_path}:{names[0]}"
-    else:
-        raw = tsv_path.read_bytes()
-        where = str(tsv_path)
-    try:
-        return raw.decode("utf-8-sig"), where
-    except UnicodeDecodeError as err:
-        raise EcoTaxaError(f"{where} is not UTF-8 text: {err}") from err
-
-
-def read_ecotaxa_tsv(tsv_path: str | os.PathLike) -> pd.DataFrame:
-    """Read an EcoTaxa TSV (or a zip holding one) as text columns, without the type row."""
-    text, where = _read_export_text(Path(tsv_path))
-    reader = csv.reader(io.StringIO(text), delimiter="\t")
-    rows = [r for r in reader if any(c.strip() for c in r)]
-    if not rows:
-        raise EcoTaxaError(f"{where} is empty")
-    header = [c.strip() for c in rows[0]]
-    body = rows[1:]
-    if body and _is_type_row(body[0]):
-        body = body[1:]
-    dup = sorted(c for c, n in Counter(header).items() if n > 1)
-    if dup:
-        raise EcoTaxaError(f"{where} repeats column(s) {dup}")
-    ragged = [i + 2 for i, r in enumerate(body) if len(r) > len(header)]
-    if ragged:
-        raise EcoTaxaError(f"{where}: row(s) with more cells than the header: {ragged[:20]}")
-    body = [r + [""] * (len(header) - len(r)) for r in body]
-    frame = pd.DataFrame(body, columns=header, dtype=str)
-    return frame.apply(lambda col: col.str.strip()) if len(frame) else frame
-
-
 def _resolve_category(
     category: str, known: set[str], category_map: Mapping[str, str]
 ) -> str | None:
@@ -366,7 +292,7 @@ def import_ecotaxa_verification(
     if stray:
         problems.append(f"object(s) in the export but not in {manifest_csv}:{_listing(stray)}")
 
-    export = export.assign(status=export["object_annotation_status"].str.lower().map(_STATUS))
+    export = export.assign(status=export["object_annotation_status"].str.lower().map(STATUS))
     bad_status = sorted(set(export.loc[export["status"].isna(), "object_annotation_status"]))
     if bad_status:
         problems.append(f"unknown object_annotation_status value(s):{_listing(bad_status)}")

@@ -1,4 +1,4 @@
-"""``plankflux import {mpic,folders,cytoclus} SRC --out DIR``: turn source data into a
+"""``plankflux import {mpic,folders,ecotaxa,cytoclus} SRC --out DIR``: turn source data into a
 campaign (Paper A) or a CytoSense pair data set (Paper B, ``cytoclus``).
 
 The source is only read; the campaign written to ``--out`` points at its images by
@@ -96,6 +96,22 @@ def add_parser(subparsers) -> None:
         "whose names are ignored) is imported unlabelled",
     )
 
+    ecotaxa = formats.add_parser(
+        "ecotaxa",
+        help="an EcoTaxa export (TSV or zip) and its images",
+        description="object_id -> particle_id, img_file_name under --images -> image; only "
+        "validated annotations become labels (predicted/dubious ones go to label_predicted); "
+        "sample_id, depth, imaged area and deployment days are mapped where present, and "
+        "what is not mapped is said.",
+    )
+    ecotaxa.add_argument("src", metavar="EXPORT", help="EcoTaxa export: .tsv or a zip of one")
+    ecotaxa.add_argument("--images", required=True, metavar="DIR", help="folder of the images")
+    ecotaxa.add_argument("--domain", default="ECOTAXA", help="domain name (default ECOTAXA)")
+    ecotaxa.add_argument(
+        "--pixel-size-um", type=float, metavar="X", help="µm per pixel, for ESD from object_area"
+    )
+    _add_common(ecotaxa)
+
     cytoclus = formats.add_parser(
         "cytoclus",
         help="CytoClus exports (*_Pulses.csv, *_Listmode.csv, *_Info.txt, cropped images) "
@@ -132,8 +148,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
             help="add the imported deployment to this existing campaign (its class list "
             "is kept; the replaced CSVs are kept in CAMPAIGN/.plankflux_history/)",
         )
+    # `import ecotaxa` names its image folder --images, so there the check is --check-images.
+    taken = any("--images" in a.option_strings for a in parser._actions)
     parser.add_argument(
-        "--images",
+        "--check-images" if taken else "--images",
+        dest="check_images",
         choices=("decode", "exists", "none"),
         default="decode",
         help="how the written campaign's images are checked (default: fully decoded)",
@@ -157,6 +176,12 @@ def _read(args: argparse.Namespace):
         return args.out
     if args.import_format == "mpic":
         return read_mpic(args.src, args.out)
+    if args.import_format == "ecotaxa":
+        from plankflux.data.readers.ecotaxa import read_ecotaxa_export
+
+        return read_ecotaxa_export(
+            args.src, args.images, args.out, domain=args.domain, pixel_size_um=args.pixel_size_um
+        )
     return read_class_folders(
         args.src,
         args.out,
@@ -193,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.import_format == "cytoclus":
         return _report_pairs(command, out, args)
-    campaign, problems = validate_campaign(out, check_images=args.images)
+    campaign, problems = validate_campaign(out, check_images=args.check_images)
     if problems or campaign is None:
         for problem in problems:
             print(problem, file=sys.stderr)
@@ -208,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
 def _report_pairs(command: str, out, args: argparse.Namespace) -> int:
     from plankflux.data.cytosense import load_pairs, validate_pairs
 
-    checks = PAIR_CHECKS[args.images]
+    checks = PAIR_CHECKS[args.check_images]
     problems = validate_pairs(out, checks, allow_missing_image=args.all_particles)
     if problems:
         for problem in problems:
