@@ -18,7 +18,7 @@ The methods behind each table are described in ``docs/paper_a.md`` and
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +36,11 @@ PARTICLES_FILE = "particles.csv"
 SAMPLES_FILE = "samples.csv"
 CLASSES_FILE = "classes.txt"
 PARTICLE_COLUMNS = ("particle_id", "image", "domain", "sample_id", "esd_um", "label")
-OPTIONAL_PARTICLE_COLUMNS = ("label_original", "ambiguous", "magnification", "label_predicted")
+#: ``imaged_area_m2`` on a particle: the gel area imaged at its magnification, where it
+#: differs from the sample's (Paper A divides each particle's carbon by it).
+OPTIONAL_PARTICLE_COLUMNS = (
+    "label_original", "ambiguous", "magnification", "label_predicted", "imaged_area_m2",
+)  # fmt: skip
 SAMPLE_COLUMNS = ("sample_id", "domain", "depth_m", "imaged_area_m2", "deployment_days")
 OPTIONAL_SAMPLE_COLUMNS = ("measured_flux_mmol_m2_d", "measured_flux_sd", "deployment", "date")
 #: Known true labels of a synthetic campaign (``particle_id, label, ambiguous``): the
@@ -93,8 +97,11 @@ def score_classes(scores: pd.DataFrame, classes: Sequence[str] | None = None) ->
     return classes
 
 
-def read_scores(path: str | os.PathLike, classes: Sequence[str] | None = None) -> pd.DataFrame:
-    """A score table from Parquet (as written) or CSV, its columns checked."""
+def read_scores(
+    path: str | os.PathLike, classes: Sequence[str] | None = None, require_rows: bool = False
+) -> pd.DataFrame:
+    """A score table from Parquet (as written) or CSV: its columns checked, every score a
+    number in [0, 1]; with ``require_rows`` a table without rows is refused too."""
     import pandas as pd
 
     path = Path(path)
@@ -105,26 +112,63 @@ def read_scores(path: str | os.PathLike, classes: Sequence[str] | None = None) -
     except Exception as err:  # pyarrow and pandas raise many kinds for a damaged file
         raise PlankfluxError(f"cannot read score table {path}: {err}") from err
     try:
-        score_classes(frame, classes)
+        columns = score_classes(frame, classes)
     except PlankfluxError as err:
         raise PlankfluxError(f"{path}: {err}") from None
+    if require_rows and frame.empty:
+        raise PlankfluxError(f"{path}: the score table has no rows: nothing to propose from")
+    import numpy as np
+
+    values = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    bad = ~(np.isfinite(values) & (values >= 0) & (values <= 1))
+    if bad.any():
+        row, col = (int(v[0]) for v in np.nonzero(bad))
+        raise PlankfluxError(
+            f"{path}: {int(bad.sum())} score(s) are not numbers in [0, 1], e.g. row {row + 1} "
+            f"(particle_id {frame['particle_id'].iat[row]!r}), column {columns[col]!r}: "
+            f"{frame[columns[col]].iat[row]!r}"
+        )
     return frame
 
 
-def read_verified(path: str | os.PathLike) -> pd.DataFrame:
-    """A verified table (``particle_id, label, action``), all text, columns checked."""
+def read_verified(
+    path: str | os.PathLike,
+    particle_ids: Collection[str] | None = None,
+    classes: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """A verified table (``particle_id, label, action``), all text, checked: its columns
+    and actions, one row per particle, a label exactly for kept actions and, where
+    given, particles of the campaign (``particle_ids``) and labels of ``classes``."""
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise PlankfluxError(f"verified table not found: {path}")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except Exception as err:  # pandas raises several types for a damaged file
+        raise PlankfluxError(f"{path}: cannot be read as CSV ({err})") from err
     missing = [c for c in VERIFIED_COLUMNS if c not in frame.columns]
     if missing:
         raise PlankfluxError(f"{path}: missing column(s) {missing}; expected {VERIFIED_COLUMNS}")
-    bad = sorted(set(frame["action"]) - set(ACTIONS))
-    if bad:
-        raise PlankfluxError(f"{path}: unknown action(s) {bad}; expected one of {ACTIONS}")
+    problems = []
+    for line, (pid, label, action) in enumerate(
+        zip(frame["particle_id"], frame["label"], frame["action"], strict=True), start=2
+    ):
+        if action not in ACTIONS:
+            problems.append(f"line {line}: unknown action {action!r} (expected one of {ACTIONS})")
+        elif (action in KEPT_ACTIONS) != bool(label):
+            problems.append(f"line {line}: action {action!r} with label {label!r}")
+        if particle_ids is not None and pid not in particle_ids:
+            problems.append(f"line {line}: particle_id {pid!r} is not in the campaign")
+        if classes is not None and label and label not in classes:
+            problems.append(f"line {line}: label {label!r} is not a class")
+    for pid in sorted(set(frame.loc[frame["particle_id"].duplicated(), "particle_id"])):
+        problems.append(f"particle_id {pid!r} has more than one row")
+    if problems:
+        shown = "\n  ".join(problems[:25])
+        more = f"\n  ... and {len(problems) - 25} more" if len(problems) > 25 else ""
+        raise PlankfluxError(f"{path}: {len(problems)} problem(s):\n  {shown}{more}")
     return frame
 
 

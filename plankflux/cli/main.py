@@ -71,11 +71,18 @@ def _name_leaves(parser: argparse.ArgumentParser) -> None:
             _name_leaves(sub)
 
 
-def _unparsable_override(args: Sequence[str]) -> str | None:
-    """Why one of the ``key=value`` overrides cannot be parsed (Hydra's own report does
-    not say which one), or ``None``."""
+#: Overrides whose value names a folder of the run (``logs/<task_name>/...``,
+#: ``logs/pipeline/<target>``): checked before Hydra creates that folder.
+NAME_OVERRIDES = ("target", "task_name", "data.target_domain")
+
+
+def _bad_override(args: Sequence[str]) -> str | None:
+    """Why one of the ``key=value`` overrides cannot be used (Hydra's own report of a
+    syntax error does not say which one), or ``None``."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
+
+    from plankflux.utils.paths import name_problem
 
     parser = OverridesParser.create()
     for arg in args:
@@ -83,6 +90,9 @@ def _unparsable_override(args: Sequence[str]) -> str | None:
             continue
         try:
             parser.parse_overrides([arg])
+            key, _, value = arg.partition("=")
+            if key in NAME_OVERRIDES and name_problem(value):
+                return f"{key}: the value {name_problem(value)} (it names a run folder)"
         except OverrideParseException as err:
             reason = str(err).splitlines()[0]
             return (
@@ -97,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in HYDRA_VERBS:
         from plankflux.cli import hydra_tasks
 
-        bad = _unparsable_override(argv[1:])
+        bad = _bad_override(argv[1:])
         if bad:
             print(f"plankflux {argv[0]}: {bad}", file=sys.stderr)
             return 1

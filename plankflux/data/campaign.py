@@ -40,6 +40,9 @@ from plankflux.layout import (
 from plankflux.utils.atomic import atomic_open, write_csv_atomic
 from plankflux.utils.paths import control_problem, name_problem, outside_reason, suffix_problem
 
+#: The largest ESD accepted (µm): 10 cm, far above any particle a trap gel holds;
+#: beyond it a value is a unit mistake (or 1e300), not a particle.
+MAX_ESD_UM = 100_000.0
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -59,7 +62,9 @@ class Campaign:
     ``particles`` columns: ``particle_id`` (str), ``image`` (str, relative to
     ``root`` or absolute), ``domain``, ``sample_id``, ``esd_um`` (float, NaN where
     unknown), ``label`` (str, ``""`` = unlabelled), ``label_original`` (str),
-    ``ambiguous`` (bool), ``magnification`` (float, NaN where unknown).
+    ``ambiguous`` (bool), ``magnification`` (float, NaN where unknown),
+    ``imaged_area_m2`` (float: the area imaged at the particle's magnification, NaN
+    where the sample's area applies).
     ``samples`` columns: those of ``SAMPLE_COLUMNS`` and ``OPTIONAL_SAMPLE_COLUMNS``
     (area and days NaN where unknown).
     """
@@ -147,6 +152,8 @@ def read_classes(root: str | os.PathLike) -> tuple[str, ...]:
 
 def image_is_readable(path: Path) -> str | None:
     """Decode an image fully; return ``None`` if fine, else the reason it is not."""
+    if path.exists() and not path.is_file():  # a folder, a pipe (would block), a device
+        return "not a regular file"
     try:
         open_image(path)
         return None
@@ -218,6 +225,8 @@ def _parse_floats(
     positive: bool = False,
     allow_empty: bool = True,
     ids: Sequence[str] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
 ) -> np.ndarray:
     """Parse one text column to float64, NaN for empty cells; report bad cells."""
     out = np.full(len(frame), np.nan)
@@ -236,6 +245,14 @@ def _parse_floats(
             problems.append(Problem(file, f"not a finite number: {text!r}", i + 2, column, pid))
         elif positive and value <= 0:
             problems.append(Problem(file, f"must be > 0, got {text}", i + 2, column, pid))
+        elif minimum is not None and value < minimum:
+            problems.append(
+                Problem(file, f"must be >= {minimum:g}, got {text}", i + 2, column, pid)
+            )
+        elif maximum is not None and value > maximum:
+            problems.append(
+                Problem(file, f"must be <= {maximum:g}, got {text}", i + 2, column, pid)
+            )
         else:
             out[i] = value
     return out
@@ -253,12 +270,12 @@ def _check_samples(frame: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame
         sid = frame["sample_id"].iat[i]
         problems.append(Problem(f, f"duplicate sample_id {sid!r}", int(i) + 2, "sample_id"))
     out = frame.copy()
-    out["depth_m"] = _parse_floats(frame, "depth_m", f, problems)
+    out["depth_m"] = _parse_floats(frame, "depth_m", f, problems, minimum=0)
     out["imaged_area_m2"] = _parse_floats(frame, "imaged_area_m2", f, problems, positive=True)
     out["deployment_days"] = _parse_floats(frame, "deployment_days", f, problems, positive=True)
     for column in ("measured_flux_mmol_m2_d", "measured_flux_sd"):
         if column in frame.columns:
-            out[column] = _parse_floats(frame, column, f, problems)
+            out[column] = _parse_floats(frame, column, f, problems, minimum=0)
     return out
 
 
@@ -295,7 +312,9 @@ def _check_particles(
         problems.append(Problem(f, msg, int(i) + 2, "particle_id", ids[i]))
 
     out = frame.copy()
-    out["esd_um"] = _parse_floats(frame, "esd_um", f, problems, positive=True, ids=ids)
+    out["esd_um"] = _parse_floats(
+        frame, "esd_um", f, problems, positive=True, ids=ids, maximum=MAX_ESD_UM
+    )
 
     known = set(classes)
     for i, label in enumerate(frame["label"]):
@@ -324,6 +343,12 @@ def _check_particles(
         out["ambiguous"] = np.array(flags, dtype=bool)
     else:
         out["ambiguous"] = False
+    if "imaged_area_m2" in frame.columns:
+        out["imaged_area_m2"] = _parse_floats(
+            frame, "imaged_area_m2", f, problems, positive=True, ids=ids
+        )
+    else:
+        out["imaged_area_m2"] = np.nan
     if "magnification" in frame.columns:
         out["magnification"] = _parse_floats(
             frame, "magnification", f, problems, positive=True, ids=ids
@@ -342,6 +367,8 @@ def _check_particles(
                 reason = image_is_readable(path)
             else:
                 reason = None if path.is_file() else "image file is missing"
+                if reason and path.exists():
+                    reason = "not a regular file"
             if reason:
                 problems.append(Problem(f, f"{reason}: {path}", i + 2, "image", ids[i]))
     return out

@@ -21,6 +21,7 @@ file; ``PLANKFLUX_MAX_IMAGE_PIXELS`` raises the limit.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -39,7 +40,9 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     """The decoded image at ``path`` (loaded, file closed); a :class:`PlankfluxError`
     naming the file for an image above :data:`MAX_IMAGE_PIXELS`."""
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings(), Image.open(path) as image:
+            # Pillow's own warning would come before, and say less than, ours.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise PlankfluxError(

@@ -155,7 +155,11 @@ def load_allometry(source: str | os.PathLike | Mapping | Allometry | None = None
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(path.read_text())
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:  # safe_load refuses python/object tags: never runs code
+            reason = str(err).splitlines()[0]
+            raise ValueError(f"{path}: not a readable YAML allometry table ({reason})") from err
         if not isinstance(data, Mapping) or not isinstance(data.get("rows"), list):
             raise ValueError(f"{path}: expected a mapping with a 'rows' list")
         return Allometry.from_records(data["rows"], str(path))

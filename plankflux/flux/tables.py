@@ -2,6 +2,9 @@
 
 flux (mmol C m⁻² d⁻¹) = Σ particle carbon (mg) / 12.011 / (imaged_area_m2 · deployment_days)
 
+where a particle's own ``imaged_area_m2`` (the area imaged at its magnification)
+replaces the sample's for that particle's carbon.
+
 per ``class_group`` (the allometry table's groups, in its order) and ``total``.
 
 Uncertainty. Three numbers are reported for every sample, class group and treatment:
@@ -81,6 +84,20 @@ def _sample_denominator(samples: pd.DataFrame, needed: np.ndarray) -> np.ndarray
     return denom
 
 
+def _area_ratio(
+    particles: pd.DataFrame, pos: np.ndarray, report: pd.DataFrame, s_code: np.ndarray
+) -> np.ndarray:
+    """Per prediction row: the sample's imaged area over the particle's own (1 where the
+    particle has none), so that carbon × ratio / sample area = carbon / particle area."""
+    if "imaged_area_m2" not in particles.columns:
+        return np.ones(len(pos))
+    own = pd.to_numeric(particles["imaged_area_m2"], errors="coerce").to_numpy(np.float64)[pos]
+    sample = pd.to_numeric(report["imaged_area_m2"], errors="coerce").to_numpy(np.float64)
+    of_row = np.where(s_code >= 0, sample[np.maximum(s_code, 0)], np.nan)
+    usable = np.isfinite(own) & (own > 0) & np.isfinite(of_row)
+    return np.where(usable, of_row / np.where(usable, own, 1.0), 1.0)
+
+
 def flux_by_sample(
     campaign,
     predictions: pd.DataFrame | None = None,
@@ -126,6 +143,7 @@ def flux_by_sample(
     group = group_index(preds["label"], table)
     esd = particles["esd_um"].to_numpy(dtype=np.float64)[pos]
     carbon = carbon_for_rows(group, esd, table, ids=preds["particle_id"])
+    carbon = carbon * _area_ratio(particles, pos, report, s_code)
 
     t_code, treatments = pd.factorize(preds["treatment"].astype(str))
     member = preds["member"].to_numpy(dtype=np.int64)

@@ -36,6 +36,7 @@ from plankflux.data.classes import TRAP_CLASSES
 from plankflux.data.readers.ecotaxa import STATUS, EcoTaxaError, read_ecotaxa_tsv
 from plankflux.layout import MANIFEST_COLUMNS, MANIFEST_FILE, VERIFIED_COLUMNS
 from plankflux.utils.atomic import atomic_path, write_csv_atomic
+from plankflux.utils.paths import is_inside, name_problem
 
 TSV_NAME = "ecotaxa_plankflux.tsv"
 
@@ -111,6 +112,32 @@ def _safe_member_name(image: str) -> str | None:
     return path.as_posix()
 
 
+def _foreign_files(proposal_dir, manifest, members, campaign, particles) -> list[str]:
+    """Proposal files that are not their particle's image: a symbolic link to anything
+    else (e.g. a system file; a linked proposal must point at the campaign image), a
+    path that leaves the folder, an empty file or a proposed label that is no name."""
+    bad = []
+    for pid, label, member in zip(
+        manifest["particle_id"], manifest["proposed_label"], members, strict=True
+    ):
+        if name_problem(label):
+            bad.append(f"{pid}: proposed_label {label!r} {name_problem(label)}")
+        if member is None or pid not in particles.index:
+            continue
+        path = proposal_dir / member
+        if not path.is_file():
+            continue
+        if path.is_symlink():
+            image = campaign.image_path(particles.at[pid, "image"])
+            if os.path.realpath(path) != os.path.realpath(image):
+                bad.append(f"{path}: a link to {os.path.realpath(path)}, not to {pid}'s image")
+        elif not is_inside(path, proposal_dir):
+            bad.append(f"{path}: lies outside {proposal_dir}")
+        elif path.stat().st_size == 0:
+            bad.append(f"{path}: empty file")
+    return [f"proposal file(s) that are not the proposed image:{_listing(bad)}"] if bad else []
+
+
 def export_ecotaxa_bundle(
     proposal_dir: str | os.PathLike,
     campaign: Campaign,
@@ -157,6 +184,7 @@ def export_ecotaxa_bundle(
     ]
     if missing:
         problems.append(f"proposed image(s) missing:{_listing(missing)}")
+    problems += _foreign_files(proposal_dir, manifest, members, campaign, particles)
     for column in ("score", "rank"):
         numbers = pd.to_numeric(manifest[column].replace("", "nan"), errors="coerce")
         bad = manifest.loc[numbers.isna() & (manifest[column] != ""), "particle_id"].tolist()

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from plankflux.errors import PlankfluxError
 from plankflux.hitl.voting import order_proposals, rank_descending, score_classes, score_cube
 from plankflux.layout import KEPT_ACTIONS
 
@@ -89,8 +90,8 @@ def read_shown_ids(paths: Iterable[str]) -> set[str]:
     """The ``particle_id`` values of CSV files (manifests, ``verified.csv``): the shown set."""
     shown: set[str] = set()
     for path in paths:
-        frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, encoding="utf-8-sig", usecols=["particle_id"]
-        )
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        if "particle_id" not in frame.columns:
+            raise PlankfluxError(f"{path}: no particle_id column (columns: {list(frame.columns)})")
         shown.update(frame["particle_id"])
     return shown

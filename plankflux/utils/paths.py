@@ -28,6 +28,14 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".
 ALLOW_OUTSIDE_ENV = "PLANKFLUX_ALLOW_OUTSIDE"
 
 
+#: Unicode direction overrides and isolates: they make a name display as another.
+_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _controls(text: str) -> list[str]:
+    return sorted({c for c in text if ord(c) < 32 or ord(c) == 127 or c in _BIDI_CONTROLS})
+
+
 def name_problem(name: str, max_length: int = MAX_NAME_LENGTH) -> str | None:
     """Why ``name`` cannot be one folder or file name, or ``None`` when it can."""
     if not name:
@@ -36,7 +44,7 @@ def name_problem(name: str, max_length: int = MAX_NAME_LENGTH) -> str | None:
         return f"{name!r} is not a name"
     if "/" in name or "\\" in name:
         return f"{name!r} contains a path separator ('/' or '\\'); use e.g. '_' instead"
-    bad = sorted({c for c in name if ord(c) < 32 or ord(c) == 127})
+    bad = _controls(name)
     if bad:
         return f"{name!r} contains control character(s) {[hex(ord(c)) for c in bad]}"
     if name != name.strip():
@@ -57,7 +65,7 @@ def check_name(name: str, what: str) -> str:
 
 def control_problem(text: str) -> str | None:
     """Why ``text`` (an id that is never a path) is unusable: control characters only."""
-    bad = sorted({c for c in text if ord(c) < 32 or ord(c) == 127})
+    bad = _controls(text)
     return f"{text!r} contains control character(s) {[hex(ord(c)) for c in bad]}" if bad else None
 
 
@@ -109,3 +117,16 @@ def suffix_problem(image: str) -> str | None:
         return None
     known = ", ".join(sorted(IMAGE_SUFFIXES))
     return f"{image!r} is not an image file name (suffix {suffix or 'none'!r}; known: {known})"
+
+
+def check_output(out: str | os.PathLike, **inputs: str | os.PathLike | None) -> Path:
+    """``out`` if it lies outside every input folder (``campaign=...``,
+    ``proposals=...``); else a :class:`PlankfluxError`: outputs never overwrite or mix
+    into the user's data."""
+    for what, folder in inputs.items():
+        if folder is not None and Path(folder).is_dir() and is_inside(out, folder):
+            raise PlankfluxError(
+                f"refusing to write {out}: it lies inside the {what} folder {folder}, whose "
+                "files plankflux only reads; choose an output outside it"
+            )
+    return Path(out)

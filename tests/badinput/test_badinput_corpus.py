@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from badinput_helpers import Case, edit_csv, run_and_check, scores_for, set_cell
-from conftest import make_campaign
+from campaign_helpers import make_campaign
 from PIL import Image
 
 from plankflux.data.campaign import load_campaign
@@ -22,6 +22,14 @@ M = "prop/manifest.csv"
 VALIDATE = ["validate", "{ws}/camp"]
 VALIDATE_EXISTS = ["validate", "{ws}/camp", "--images", "exists"]
 INGEST = ["ingest", "{ws}/prop", "--campaign", "{ws}/camp", "--out", "{ws}/out/verified.csv"]
+MINBOOST = [
+    "minboost", "{ws}/scores.parquet", "--campaign", "{ws}/camp",
+    "--verified", "{ws}/verified.csv", "--out", "{ws}/out/mb",
+]  # fmt: skip
+ONE_VERDICT = "RR1_0,aggregate,confirmed\n"
+EXPORT = ["ecotaxa", "export", "{ws}/prop", "--campaign", "{ws}/camp", "--out"]
+FLUX_TABLES = ["flux", "tables", "{ws}/camp", "--out", "{ws}/out/f"]
+IMPORT_FOLDERS = ["import", "folders", "{ws}/src", "--out", "{ws}/out/c"]
 PROPOSE = ["propose", "{ws}/scores.parquet", "--campaign", "{ws}/camp", "--out", "{ws}/out/p"]
 TRAIN = [
     "train",
@@ -163,6 +171,38 @@ def _wrong_class_order(member_checkpoint: Path):
         shutil.copy2(member_checkpoint, ws / "run/checkpoints/best.ckpt")
 
     return copy
+
+
+def _fifo_image(ws: Path) -> None:
+    os.mkfifo(ws / "camp/images/pipe.png")
+    set_cell(ws / P, 0, "image", "images/pipe.png")
+
+
+def _scores_with(value: float):
+    def edit(ws: Path) -> None:
+        import pandas as pd
+
+        scores = pd.read_parquet(ws / "scores.parquet")
+        scores.loc[3, "aggregate"] = value
+        scores.to_parquet(ws / "scores.parquet")
+
+    return edit
+
+
+def _empty_scores(ws: Path) -> None:
+    import pandas as pd
+
+    pd.read_parquet(ws / "scores.parquet").iloc[:0].to_parquet(ws / "scores.parquet")
+
+
+def _proposal_linked_to_passwd(ws: Path) -> None:
+    target = next((ws / "prop/aggregate").iterdir())
+    target.unlink()
+    target.symlink_to("/etc/passwd")
+
+
+def _verified(text: str):
+    return _write("verified.csv", "particle_id,label,action\n" + text)
 
 
 def _latin1_particles(ws: Path) -> None:
@@ -626,6 +666,251 @@ CASES = [
         lambda ws: _profile_pairs(ws, "1,2,3,4,5,6\n", image="prof/a.csv"),
         ["validate", "{ws}/pairs"],
         r"annotations\.csv line 2, column 'image': 'prof/a\.csv' is not an image file name",
+    ),
+    # ---------------------------------------------------------------- found by probing
+    Case(
+        "fifo-as-image",
+        _fifo_image,
+        VALIDATE,
+        r"line 2 .*column 'image': not a regular file",
+    ),
+    Case(
+        "esd-absurdly-large",
+        _cell(P, 0, "esd_um", "1e300"),
+        VALIDATE,
+        r"line 2 .*column 'esd_um': must be <= 100000, got 1e300",
+    ),
+    Case(
+        "measured-flux-negative",
+        _edit(S, lambda f: f.assign(measured_flux_mmol_m2_d=["-3", "1"])),
+        VALIDATE,
+        r"samples\.csv line 2, column 'measured_flux_mmol_m2_d': must be >= 0, got -3",
+    ),
+    Case(
+        "depth-negative",
+        _cell(S, 1, "depth_m", "-150"),
+        VALIDATE,
+        r"samples\.csv line 3, column 'depth_m': must be >= 0, got -150",
+    ),
+    Case(
+        "right-to-left-override-in-id",
+        _cell(P, 0, "particle_id", "RR1_0\u202egnp"),
+        VALIDATE,
+        r"line 2, column 'particle_id': value .* contains control character\(s\) \['0x202e'\]",
+    ),
+    Case(
+        "score-not-a-number",
+        _scores_with(float("nan")),
+        PROPOSE,
+        r"scores\.parquet: 1 score\(s\) are not numbers in \[0, 1\], e\.g\. row 4 .*'aggregate'",
+    ),
+    Case(
+        "score-above-one",
+        _scores_with(5.0),
+        PROPOSE,
+        r"scores\.parquet: 1 score\(s\) are not numbers in \[0, 1\].*5\.0",
+    ),
+    Case(
+        "score-table-without-rows",
+        _empty_scores,
+        PROPOSE,
+        r"scores\.parquet: the score table has no rows",
+    ),
+    Case(
+        "stats-out-over-particles-csv",
+        lambda ws: None,
+        ["stats", "{ws}/camp", "--size", "8", "--out", "{ws}/camp/particles.csv"],
+        r"refusing to write .*camp/particles\.csv: it lies inside the campaign folder",
+    ),
+    Case(
+        "ingest-out-over-particles-csv",
+        lambda ws: None,
+        [*INGEST[:-1], "{ws}/camp/particles.csv"],
+        r"refusing to write .*camp/particles\.csv: it lies inside the campaign folder",
+    ),
+    Case(
+        "ecotaxa-export-out-over-manifest",
+        lambda ws: None,
+        [
+            "ecotaxa",
+            "export",
+            "{ws}/prop",
+            "--campaign",
+            "{ws}/camp",
+            "--out",
+            "{ws}/prop/manifest.csv",
+        ],
+        r"refusing to write .*prop/manifest\.csv: it lies inside the proposals folder",
+    ),
+    Case(
+        "ecotaxa-export-of-a-linked-system-file",
+        _proposal_linked_to_passwd,
+        [*EXPORT, "{ws}/out/x.zip"],
+        r"a link to /etc/passwd, not to RR1_\d's image",
+    ),
+    Case(
+        "flux-tables-into-the-campaign",
+        lambda ws: None,
+        ["flux", "tables", "{ws}/camp", "--out", "{ws}/camp/flux"],
+        r"refusing to write .*camp/flux: it lies inside the campaign folder",
+    ),
+    Case(
+        "pipeline-target-traversal",
+        lambda ws: None,
+        ["pipeline", "data=trap", "data.root={ws}/camp", "target=../../escape"],
+        r"target: the value '\.\./\.\./escape' contains a path separator",
+    ),
+    Case(
+        "task-name-traversal",
+        lambda ws: None,
+        [*TRAIN, "task_name=../../escape"],
+        r"task_name: the value '\.\./\.\./escape' contains a path separator",
+    ),
+    Case(
+        "allometry-yaml-broken",
+        _write("allometry.yaml", "rows: [[[\n"),
+        [
+            "flux",
+            "tables",
+            "{ws}/camp",
+            "--out",
+            "{ws}/out/f",
+            "--allometry",
+            "{ws}/allometry.yaml",
+        ],
+        r"allometry\.yaml: not a readable YAML allometry table",
+    ),
+    Case(
+        "allometry-yaml-with-code",
+        _write("allometry.yaml", "rows: !!python/object/apply:os.system ['touch ../pwned']\n"),
+        [
+            "flux",
+            "tables",
+            "{ws}/camp",
+            "--out",
+            "{ws}/out/f",
+            "--allometry",
+            "{ws}/allometry.yaml",
+        ],
+        r"allometry\.yaml: not a readable YAML allometry table",
+    ),
+    Case(
+        "truncated-gz-metadata",
+        _both(
+            _write("src/aggregate/a.png", b""),
+            lambda ws: Image.new("RGB", (4, 4)).save(ws / "src/aggregate/a.png"),
+            _write("meta.csv.gz", b"\x1f\x8b\x08garbage"),
+        ),
+        [
+            "import",
+            "folders",
+            "{ws}/src",
+            "--out",
+            "{ws}/out/c",
+            "--metadata-csv",
+            "{ws}/meta.csv.gz",
+        ],
+        r"cannot read .*meta\.csv\.gz as a table",
+    ),
+    Case(
+        "minboost-verified-unknown-particle",
+        _verified("GHOST,aggregate,confirmed\n"),
+        [
+            "minboost",
+            "{ws}/scores.parquet",
+            "--campaign",
+            "{ws}/camp",
+            "--verified",
+            "{ws}/verified.csv",
+            "--out",
+            "{ws}/out/mb",
+        ],
+        r"verified\.csv: 1 problem\(s\):\n  line 2: particle_id 'GHOST' is not in the campaign",
+    ),
+    Case(
+        "minboost-verified-unknown-label",
+        _verified("RR1_0,unicorn,confirmed\n"),
+        [
+            "minboost",
+            "{ws}/scores.parquet",
+            "--campaign",
+            "{ws}/camp",
+            "--verified",
+            "{ws}/verified.csv",
+            "--out",
+            "{ws}/out/mb",
+        ],
+        r"verified\.csv: .*line 2: label 'unicorn' is not a class",
+    ),
+    Case(
+        "minboost-verified-contradicting-rows",
+        _verified("RR1_0,aggregate,confirmed\nRR1_0,,rejected\n"),
+        [
+            "minboost",
+            "{ws}/scores.parquet",
+            "--campaign",
+            "{ws}/camp",
+            "--verified",
+            "{ws}/verified.csv",
+            "--out",
+            "{ws}/out/mb",
+        ],
+        r"verified\.csv: .*particle_id 'RR1_0' has more than one row",
+    ),
+    Case(
+        "minboost-verified-label-on-a-rejection",
+        _verified("RR1_0,aggregate,rejected\n"),
+        [
+            "minboost",
+            "{ws}/scores.parquet",
+            "--campaign",
+            "{ws}/camp",
+            "--verified",
+            "{ws}/verified.csv",
+            "--out",
+            "{ws}/out/mb",
+        ],
+        r"verified\.csv: .*line 2: action 'rejected' with label 'aggregate'",
+    ),
+    Case(
+        "minboost-shown-unknown-particles",
+        _both(
+            _verified("RR1_0,aggregate,confirmed\n"), _write("shown.csv", "particle_id\nGHOST\n")
+        ),
+        [
+            *[
+                "minboost",
+                "{ws}/scores.parquet",
+                "--campaign",
+                "{ws}/camp",
+                "--verified",
+                "{ws}/verified.csv",
+                "--out",
+                "{ws}/out/mb",
+            ],
+            "--shown",
+            "{ws}/shown.csv",
+        ],
+        r"--shown: 1 particle_id\(s\) not in the campaign, e\.g\. \['GHOST'\]",
+    ),
+    Case(
+        "minboost-shown-without-ids",
+        _both(_verified(ONE_VERDICT), _write("shown.csv", "id\nRR1_0\n")),
+        [
+            *[
+                "minboost",
+                "{ws}/scores.parquet",
+                "--campaign",
+                "{ws}/camp",
+                "--verified",
+                "{ws}/verified.csv",
+                "--out",
+                "{ws}/out/mb",
+            ],
+            "--shown",
+            "{ws}/shown.csv",
+        ],
+        r"shown\.csv: no particle_id column",
     ),
 ]
 

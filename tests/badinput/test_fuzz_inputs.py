@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from badinput_helpers import run_cli, scores_for, snapshot
-from conftest import make_campaign
+from campaign_helpers import make_campaign
 
 from plankflux.data.campaign import load_campaign
 from plankflux.hitl.steps import propose

@@ -7,7 +7,7 @@ import hashlib
 
 import numpy as np
 import pandas as pd
-from conftest import make_campaign
+from campaign_helpers import make_campaign
 from PIL import Image
 
 from plankflux.cli.main import main

@@ -200,15 +200,46 @@ def test_mpic_column_name_variants(tmp_path):
 def test_mpic_inconsistent_sample_values(tmp_path):
     src = make_mpic(tmp_path / "src")
     meta = pd.read_csv(src / "metadata.csv", dtype=str, keep_default_na=False)
-    meta.loc[1, "area"] = "0.004"  # RR5 row 2 disagrees with the other RR5 rows
-    meta.loc[4, "depth"] = "331"  # RR6 too, in another column
+    meta.loc[4, "depth"] = "331"  # RR6 row 2 disagrees with the other RR6 row
+    meta.loc[3, "time"] = "9"
     meta.to_csv(src / "metadata.csv", index=False)
     with pytest.raises(SourceError) as info:
         read_mpic(src, tmp_path / "camp")
     text = str(info.value)
-    assert "sample 'RR5'" in text and "'area'" in text and "line 3" in text
-    assert "sample 'RR6'" in text and "'depth'" in text
+    assert "sample 'RR6'" in text and "'depth'" in text and "'time'" in text
     assert not (tmp_path / "camp" / "particles.csv").exists()
+
+
+def test_mpic_area_per_magnification_reaches_the_particles_and_the_flux(tmp_path):
+    """Paper A divides each particle's carbon by the area imaged at its magnification."""
+    from plankflux.flux.tables import flux_by_sample
+
+    src = make_mpic(tmp_path / "src")
+    meta = pd.read_csv(src / "metadata.csv", dtype=str, keep_default_na=False)
+    meta.loc[2, "area"] = "0.0005"  # RR5's 10x image: a smaller area was imaged
+    meta.to_csv(src / "metadata.csv", index=False)
+    out = read_mpic(src, tmp_path / "camp")
+    campaign = valid(out)
+    p = by_id(campaign)
+    assert p.loc["RR5_10x_obl_11_5", "imaged_area_m2"] == 0.0005
+    assert p.loc["RR5_7x_obl_20_18208", "imaged_area_m2"] == 0.0025
+    assert campaign.samples.set_index("sample_id").loc["RR5", "imaged_area_m2"] == 0.0025
+
+    # Imaged on 0.0005 m² instead of the sample's 0.0025 m², the 10x particle's carbon
+    # counts 5 times: it adds flux(own area) - flux(sample area) = flux(own) * (1 - 1/5).
+    labelled = campaign.particles.assign(label="aggregate")
+    frames = (labelled, campaign.samples)
+    per_area = flux_by_sample(frames, sample_ids=["RR5"]).set_index("class_group")
+    equal = flux_by_sample(
+        (labelled.assign(imaged_area_m2=np.nan), campaign.samples), sample_ids=["RR5"]
+    ).set_index("class_group")
+    only_10x = flux_by_sample(
+        (labelled[labelled["particle_id"] == "RR5_10x_obl_11_5"], campaign.samples),
+        sample_ids=["RR5"],
+    ).set_index("class_group")
+    gained = per_area.loc["total", "flux_mmol_m2_d"] - equal.loc["total", "flux_mmol_m2_d"]
+    own = only_10x.loc["total", "flux_mmol_m2_d"]
+    assert own > 0 and gained == pytest.approx(own * (1 - 0.0005 / 0.0025))
 
 
 def test_mpic_missing_file_is_named(tmp_path):

@@ -85,7 +85,7 @@ def _play_the_expert(work: Path, truth: dict[str, str]) -> dict[str, int]:
         manifest["particle_id"], manifest["image"], manifest["proposed_label"], strict=True
     ):
         true = truth[Path(image_of[pid]).name]
-        assert true not in image  # the file name does not give the label away
+        assert true not in Path(image).name  # the file name does not give the label away
         path = work / "review" / "round1" / image
         if true == proposed:
             done["confirmed"] += 1

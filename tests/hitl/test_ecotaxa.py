@@ -433,3 +433,18 @@ def test_round_trip_export_then_import(tmp_path, campaign, proposal_dir):
     table = import_ecotaxa_verification(export, proposal_dir / "manifest.csv")
     assert list(table["action"]) == ["confirmed"] * len(PROPOSALS)
     assert list(table["label"]) == [p[4] for p in PROPOSALS]
+
+
+def test_import_through_the_command_line(tmp_path, campaign, proposal_dir, capsys):
+    """`plankflux ecotaxa import` passes the campaign's classes as classes (it once passed
+    them where the category map goes, and failed on every input)."""
+    from plankflux.cli.main import main
+
+    tsv = _write_export(tmp_path / "ecotaxa_export.tsv", EXPORT_HEADER, EXPORT_ROWS)
+    out = tmp_path / "verified.csv"
+    argv = ["ecotaxa", "import", str(tsv), "--proposals", str(proposal_dir)]
+    code = main([*argv, "--campaign", str(campaign.root), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(written, EXPECTED_VERIFIED)
+    assert "1 confirmed" in capsys.readouterr().out

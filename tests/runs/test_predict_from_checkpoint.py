@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 import torch
-from conftest import make_campaign
+from campaign_helpers import make_campaign
 
 from plankflux.cli.main import main
 from plankflux.data.classes import TRAP_CLASSES

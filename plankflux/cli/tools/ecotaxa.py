@@ -32,7 +32,9 @@ def add_parser(subparsers) -> None:
 def run_export(args: argparse.Namespace) -> int:
     from plankflux.data.campaign import load_campaign
     from plankflux.hitl.ecotaxa import export_ecotaxa_bundle
+    from plankflux.utils.paths import check_output
 
+    check_output(args.out, campaign=args.campaign, proposals=args.proposals)
     campaign = load_campaign(args.campaign)
     path = export_ecotaxa_bundle(args.proposals, campaign, args.out)
     print(
@@ -45,10 +47,14 @@ def run_export(args: argparse.Namespace) -> int:
 def run_import(args: argparse.Namespace) -> int:
     from plankflux.data.campaign import load_campaign
     from plankflux.hitl.ecotaxa import import_ecotaxa_verification
+    from plankflux.utils.paths import check_output
 
+    check_output(args.out, campaign=args.campaign, proposals=args.proposals)
     campaign = load_campaign(args.campaign, check_images="none")
     manifest = Path(args.proposals) / MANIFEST_FILE
-    verified = import_ecotaxa_verification(args.export, manifest, args.out, campaign.classes)
+    verified = import_ecotaxa_verification(
+        args.export, manifest, args.out, classes=campaign.classes
+    )
     counts = verified["action"].value_counts()
     print(f"wrote {args.out}: " + ", ".join(f"{n} {a}" for a, n in counts.items()))
     return 0

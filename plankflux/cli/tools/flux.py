@@ -66,7 +66,9 @@ def _inputs(args: argparse.Namespace, campaign: str):
     from plankflux.data.campaign import load_campaign
     from plankflux.flux.allometry import load_allometry
     from plankflux.flux.predictions import read_fixed_labels, read_predictions
+    from plankflux.utils.paths import check_output
 
+    check_output(args.out, campaign=campaign)
     loaded = load_campaign(campaign, check_images="none")
     predictions = None
     if args.predictions:

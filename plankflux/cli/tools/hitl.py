@@ -116,7 +116,9 @@ def run_propose(args: argparse.Namespace) -> int:
     from plankflux.layout import read_scores
 
     campaign = _campaign(args.campaign)
-    proposals = steps.propose(read_scores(args.scores), campaign, args.out, args.k, args.link)
+    proposals = steps.propose(
+        read_scores(args.scores, require_rows=True), campaign, args.out, args.k, args.link
+    )
     counts = _counts(proposals, "proposed_label")
     print(f"wrote {len(proposals)} proposals into {args.out}: {counts}")
     return 0
@@ -124,7 +126,10 @@ def run_propose(args: argparse.Namespace) -> int:
 
 def run_ingest(args: argparse.Namespace) -> int:
     from plankflux.hitl.ingest import default_verified_path, ingest_verification
+    from plankflux.utils.paths import check_output
 
+    out = args.out or default_verified_path(args.proposal_dir)
+    check_output(out, campaign=args.campaign, proposals=args.proposal_dir)
     campaign = _campaign(args.campaign)
     verified = ingest_verification(
         args.proposal_dir,
@@ -133,21 +138,28 @@ def run_ingest(args: argparse.Namespace) -> int:
         args.mode,
         particle_ids=set(campaign.particles["particle_id"]),
     )
-    out = args.out or default_verified_path(args.proposal_dir)
     print(f"wrote {out}: {len(verified)} particles; {_counts(verified, 'action')}")
     return 0
 
 
 def run_minboost(args: argparse.Namespace) -> int:
+    from plankflux.errors import PlankfluxError
     from plankflux.hitl import steps
     from plankflux.hitl.minboost import read_shown_ids
     from plankflux.layout import read_scores, read_verified
 
     campaign = _campaign(args.campaign)
+    known = set(campaign.particles["particle_id"])
+    shown = read_shown_ids(args.shown)
+    if shown - known:
+        raise PlankfluxError(
+            f"--shown: {len(shown - known)} particle_id(s) not in the campaign, e.g. "
+            f"{sorted(shown - known)[:5]}"
+        )
     candidates = steps.boost(
-        read_scores(args.scores),
-        read_verified(args.verified),
-        read_shown_ids(args.shown),
+        read_scores(args.scores, require_rows=True),
+        read_verified(args.verified, known, campaign.classes),
+        shown,
         campaign,
         args.out,
         min_verified=args.min_verified,

@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from plankflux.data.stats import compute_dataset_stats
     from plankflux.data.transforms import check_resize_mode
     from plankflux.utils.atomic import atomic_open
+    from plankflux.utils.paths import check_output
 
     if args.size < 1:
         print(f"--size must be >= 1, got {args.size}", file=sys.stderr)
@@ -111,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{mode}: mean {_fmt(mean)} std {_fmt(std)} ({len(paths)} images, {args.size}px)")
 
     if args.out:
+        check_output(args.out, campaign=args.campaign)
         with atomic_open(args.out) as handle:
             json.dump(table, handle, indent=2)
             handle.write("\n")

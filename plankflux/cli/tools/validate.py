@@ -61,13 +61,13 @@ def run(args: argparse.Namespace) -> int:
         problems, warnings = duplicate_images(campaign)
     if problems:
         return _report(args.campaign, problems)
+    missing_esd = int(campaign.particles["esd_um"].isna().sum())
+    note = f"; {missing_esd} particles without esd_um (no carbon)" if missing_esd else ""
+    print(f"OK {args.campaign}: {campaign.summary()}{note}")
     for warning in warnings:
         print(f"warning: {warning}")
     for note in campaign.ignored_columns:
         print(f"note: {note}")
     for line in unsplittable_classes(campaign):
         print(f"note: {line}")
-    missing_esd = int(campaign.particles["esd_um"].isna().sum())
-    note = f"; {missing_esd} particles without esd_um (no carbon)" if missing_esd else ""
-    print(f"OK {args.campaign}: {campaign.summary()}{note}")
     return 0

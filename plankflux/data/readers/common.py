@@ -7,6 +7,7 @@ import math
 import os
 import re
 import warnings
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -123,7 +124,14 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
             na_filter=False,
             encoding="utf-8-sig",
         )
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+    except (
+        OSError,
+        EOFError,  # a truncated .gz
+        zlib.error,
+        UnicodeDecodeError,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+    ) as err:
         raise ValueError(f"cannot read {path} as a table: {err}") from err
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.apply(lambda col: col.str.strip()) if len(frame.columns) else frame

@@ -158,6 +158,8 @@ def _index_images(folder: Path) -> dict[tuple[str, int], tuple[Path, str | None]
         if any(p.startswith((".", "__MACOSX")) for p in path.relative_to(folder).parts):
             continue
         if path.suffix.lower() == ".zip":
+            if not zipfile.is_zipfile(path):
+                raise ValueError(f"{path}: not a readable zip archive of cropped images")
             with zipfile.ZipFile(path) as archive:
                 for member in archive.namelist():
                     name = member.rsplit("/", 1)[-1]

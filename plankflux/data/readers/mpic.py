@@ -23,10 +23,13 @@ Mapping onto the campaign format:
   ``<sample>_<mag>x_<view>_<field><plane>_<n>`` (e.g. ``RR5_7x_obl_20_18208.jpg``
   -> 7), empty where the name does not match.
 * samples: one row per ``sample`` with ``domain``, ``depth`` -> ``depth_m``,
-  ``area`` -> ``imaged_area_m2``, ``time`` -> ``deployment_days``,
+  ``area`` -> ``imaged_area_m2`` (the first row's; each particle also keeps its own
+  row's area as ``imaged_area_m2``, the area imaged at its magnification, which the
+  flux uses), ``time`` -> ``deployment_days``,
   ``measured_flux`` -> ``measured_flux_mmol_m2_d``, ``measured_flux_e`` ->
   ``measured_flux_sd`` and ``date``. These values are repeated on every row of the
-  metadata; a sample whose rows disagree is an error naming the sample and column.
+  metadata; a sample whose rows disagree is an error naming the sample and column
+  (except the area, which differs between magnifications).
 
 Every defect found (missing files, unknown labels, bad numbers, disagreeing
 sample values) is collected and raised at once as a :class:`SourceError`, before
@@ -152,7 +155,7 @@ def _sample_table(
             seen[(sample, key)].setdefault(token, (lines[i], texts[key][i]))
     problems = []
     for (sample, key), values in seen.items():
-        if len(values) > 1:
+        if len(values) > 1 and key != "area":  # the area differs by magnification
             shown = ", ".join(f"{text!r} (line {line})" for line, text in values.values())
             problems.append(
                 f"{METADATA_FILE}: sample {sample!r} has different values in column "
@@ -302,6 +305,8 @@ def read_mpic(src: str | os.PathLike, out: str | os.PathLike) -> Path:
     )
     if columns["olabel"] is not None:
         particles["label_original"] = originals
+    if "area" in numbers:  # per image: the area imaged at its magnification
+        particles["imaged_area_m2"] = numbers["area"]
     ids = list(particles["particle_id"])
     order = sorted(range(n), key=lambda i: natural_key(ids[i]))
     particles = particles.iloc[order].reset_index(drop=True)
