@@ -287,16 +287,26 @@ class ReviewServer:
         self.url = f"http://{shown}:{self.httpd.server_port}/?token={self.token}"
         self.lock_path.write_text(json.dumps({"pid": os.getpid(), "url": self.url}))
 
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
     def serve_forever(self) -> None:
+        """Serve in this thread until interrupted (then call :meth:`shutdown`)."""
         self.httpd.serve_forever(poll_interval=0.2)
 
     def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, daemon=True)
-        thread.start()
-        return thread
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self._thread
 
     def shutdown(self) -> None:
-        self.httpd.shutdown()
+        """Stop serving, close the socket and free the lock (again: nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:  # BaseServer.shutdown waits for a serving loop
+            self.httpd.shutdown()
+            self._thread.join()
         self.httpd.server_close()
         self.lock_path.unlink(missing_ok=True)
 

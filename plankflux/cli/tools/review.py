@@ -102,30 +102,30 @@ def run_review(args: argparse.Namespace) -> int:
         )
         return 0
     server = ReviewServer(session, host=args.host, port=args.port, page_size=args.page_size)
-    progress = session.progress()
-    vanished = session.vanished()
-    print(
-        f"plankflux review: {session.proposal_dir} ({session.mode} round, {progress['total']} "
-        f"images in {len(progress['classes'])} classes, {progress['decided']} decided)\n"
-        f"  open {server.url}\n"
-        f"  decisions are saved in {review_state_path(session.proposal_dir)} as you make them; "
-        f"Finish writes {session.out}\n"
-        f"  Ctrl+C stops the server (nothing is lost; run the same command to resume)",
-        flush=True,
-    )
-    if vanished:
+    signal.signal(signal.SIGTERM, _interrupt)  # a stop by `kill` frees the lock as Ctrl+C does
+    try:
+        progress = session.progress()
+        vanished = session.vanished()
         print(
-            f"plankflux review: {len(vanished)} proposal image(s) are no longer in the folder "
-            f"(moved or deleted by hand?), e.g. {session.proposal_dir / vanished[0].file}: the "
-            "page shows the campaign's original instead; the page's decisions, not the "
-            "folder, make verified.csv",
-            file=sys.stderr,
+            f"plankflux review: {session.proposal_dir} ({session.mode} round, {progress['total']} "
+            f"images in {len(progress['classes'])} classes, {progress['decided']} decided)\n"
+            f"  open {server.url}\n"
+            f"  decisions are saved in {review_state_path(session.proposal_dir)} as you make them; "
+            f"Finish writes {session.out}\n"
+            f"  Ctrl+C stops the server (nothing is lost; run the same command to resume)",
             flush=True,
         )
-    if args.open:
-        webbrowser.open(server.url)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
+        if vanished:
+            print(
+                f"plankflux review: {len(vanished)} proposal image(s) are no longer in the folder "
+                f"(moved or deleted by hand?), e.g. {session.proposal_dir / vanished[0].file}: the "
+                "page shows the campaign's original instead; the page's decisions, not the "
+                "folder, make verified.csv",
+                file=sys.stderr,
+                flush=True,
+            )
+        if args.open:
+            webbrowser.open(server.url)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
