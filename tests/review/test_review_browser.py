@@ -116,7 +116,7 @@ class Page:
 def test_review_in_headless_chromium(browser, tiny_campaign, tmp_path):
     from selenium.webdriver.common.keys import Keys
 
-    campaign, folder = pipeline_like_workspace(tiny_campaign, tmp_path / "ws")
+    campaign, folder = pipeline_like_workspace(tiny_campaign, tmp_path / "logs/pipeline/RR")
     ws = folder.parent
     pristine = tmp_path / "pristine"
     shutil.copytree(folder, pristine)  # for the folder workflow

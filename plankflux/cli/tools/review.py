@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import webbrowser
 from pathlib import Path
 
 from plankflux.layout import REVIEW_MODES, SCORES_FILE, Workspace
@@ -125,6 +124,8 @@ def run_review(args: argparse.Namespace) -> int:
                 flush=True,
             )
         if args.open:
+            import webbrowser
+
             webbrowser.open(server.url)
         server.serve_forever()
     except KeyboardInterrupt:
