@@ -332,6 +332,11 @@ class ReviewSession:
     def undecided(self) -> list[str]:
         return [item.particle_id for item in self.items if item.particle_id not in self.decisions]
 
+    def foreign_out(self) -> bool:
+        """Whether :attr:`out` exists and was written by something else than this review."""
+        mine = self.finished is not None and self.finished.get("out") == str(self.out)
+        return self.out.exists() and not mine
+
     def finish(self) -> pd.DataFrame:
         """Write ``verified.csv`` (every image must have a decision) and return it."""
         left = self.undecided()
@@ -339,6 +344,12 @@ class ReviewSession:
             raise PlankfluxError(
                 f"{len(left)} of {len(self.items)} images have no decision yet "
                 f"(first: {', '.join(left[:5])}); nothing was written"
+            )
+        if self.foreign_out():
+            raise PlankfluxError(
+                f"{self.out} already exists and this review did not write it (plankflux "
+                "ingest, EcoTaxa or the simulated expert did?): it is kept; start plankflux "
+                "review with --out to write elsewhere, or move that file away"
             )
         verified = verdicts(self.manifest, self.location())
         write_verified(verified, self.out)

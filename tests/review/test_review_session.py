@@ -219,3 +219,18 @@ def test_member_votes_come_from_the_score_table(workspace):
     ]
     assert votes[0][2] == pytest.approx(votes[1][2] + 0.05)
     assert len(session.references["aggregate"]) == 6
+
+
+def test_a_verified_csv_written_by_something_else_is_kept(workspace, tmp_path):
+    campaign, folder = workspace
+    out = tmp_path / "verified.csv"
+    out.write_text("written by plankflux ingest\n")
+    session = ReviewSession(folder, campaign, out=out)
+    session.decide([(item.particle_id, "confirmed", "") for item in session.items])
+    assert session.foreign_out()
+    with pytest.raises(PlankfluxError, match="did not write it"):
+        session.finish()
+    assert out.read_text() == "written by plankflux ingest\n"
+    out.unlink()
+    session.finish()
+    assert not session.foreign_out() and not ReviewSession(folder, campaign, out=out).foreign_out()

@@ -114,6 +114,13 @@ def run_review(args: argparse.Namespace) -> int:
             f"  Ctrl+C stops the server (nothing is lost; run the same command to resume)",
             flush=True,
         )
+        if session.foreign_out():
+            print(
+                f"plankflux review: {session.out} already exists and this review did not write "
+                "it: Finish will keep it and refuse; pass --out to write elsewhere",
+                file=sys.stderr,
+                flush=True,
+            )
         if vanished:
             print(
                 f"plankflux review: {len(vanished)} proposal image(s) are no longer in the folder "
