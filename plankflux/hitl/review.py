@@ -276,12 +276,6 @@ class ReviewSession:
             self.finished = {**self.finished, "stale": True}
         self._save()
 
-    def add_seconds(self, pid: str, seconds: float) -> None:
-        """Time spent on an image without a decision (e.g. before an undo)."""
-        if pid in self.by_id:
-            self.seconds[pid] = self.seconds.get(pid, 0.0) + _clamp(seconds)
-            self._save()
-
     # ---------------------------------------------------------------- what it shows
     def progress(self) -> dict:
         """Decided / total images per class (in class order, classes with proposals) and overall."""

@@ -150,3 +150,22 @@ def test_the_command_reports_bad_input_in_one_line(tiny_campaign, tmp_path):
     assert process.returncode == 1
     assert err.startswith("plankflux review: cannot review proposal folder")
     assert "particle_id 'ZZ_404' is not in campaign" in err
+
+
+def test_update_folder_moves_and_deletes_as_decided_only_when_asked(tiny_campaign, tmp_path):
+    campaign, folder = pipeline_like_workspace(tiny_campaign, tmp_path / "ws")
+    session = ReviewSession(folder, campaign, out=tmp_path / "page.csv")
+    first, second, *rest = session.items
+    session.decide([(first.particle_id, "relabelled", "bubble"), (second.particle_id, "wrong", "")])
+    session.decide([(item.particle_id, "confirmed", "") for item in rest])
+    session.finish()
+    process = _plankflux("review", str(folder), "--campaign", str(tiny_campaign), "--update-folder")
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert f"updated {folder}: kept {len(rest)}, moved 1, deleted 1" in out
+    assert (folder / "bubble" / Path(first.file).name).is_file()
+    assert not (folder / second.file).exists() and not (folder / first.file).exists()
+    from plankflux.hitl.ingest import ingest_verification
+
+    ingest_verification(folder, campaign.classes, tmp_path / "folder.csv")
+    assert (tmp_path / "page.csv").read_bytes() == (tmp_path / "folder.csv").read_bytes()
