@@ -372,6 +372,11 @@ document.addEventListener("keydown", (event) => {
   Promise.resolve(action()).catch(() => {});
 });
 
+// A clicked button gives the focus back, so Enter and Space stay the page's keys.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest && event.target.closest("button");
+  if (button) button.blur();
+});
 $("undo").onclick = () => undo().catch(() => {});
 $("finish").onclick = () => finish().catch(() => {});
 $("accept").onclick = () => acceptPage().catch(() => {});
