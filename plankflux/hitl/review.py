@@ -165,7 +165,7 @@ class ReviewSession:
                     manifest["image"],
                     originals,
                     strict=True,
-                )  # fmt: skip
+                )
             )
         ]
         self.by_id = {item.particle_id: item for item in self.items}
