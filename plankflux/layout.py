@@ -83,6 +83,14 @@ ACTIONS = ("confirmed", "relabelled", "rejected")
 KEPT_ACTIONS = ("confirmed", "relabelled")
 #: The two review rounds: ``verify`` (move wrong images) and ``minboost`` (delete them).
 REVIEW_MODES = ("verify", "minboost")
+#: ``plankflux review`` keeps its decisions beside the proposal folder (never inside it)
+#: as ``<proposal_dir>.review.json``, and holds ``<proposal_dir>.review.lock`` while it
+#: serves the folder, so a second server on the same folder is refused.
+REVIEW_STATE_SUFFIX = ".review.json"
+REVIEW_LOCK_SUFFIX = ".review.lock"
+#: What a person can say about one image on the review page; ``wrong`` and ``undecided``
+#: both end as ``rejected`` in ``verified.csv`` (the folder workflow's deleted file).
+REVIEW_VERDICTS = ("confirmed", "relabelled", "wrong", "undecided")
 
 
 def score_classes(scores: pd.DataFrame, classes: Sequence[str] | None = None) -> list[str]:

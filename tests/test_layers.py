@@ -26,7 +26,7 @@ LAYERS = (
     ("synthetic",),
     ("datamodules",),
     ("callbacks", "tables"),
-    ("runs",),
+    ("runs", "review"),
     ("cli",),
 )
 LAYER_OF = {name: depth for depth, names in enumerate(LAYERS) for name in names}

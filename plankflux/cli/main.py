@@ -41,6 +41,7 @@ TOOL_MODULES = (
     "plankflux.cli.tools.knn",
     "plankflux.cli.tools.flux",
     "plankflux.cli.tools.hitl",
+    "plankflux.cli.tools.review",
     "plankflux.cli.tools.ecotaxa",
 )
 

@@ -25,7 +25,7 @@ only reads the folder, so running it twice gives the same file.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -180,12 +180,26 @@ def ingest_verification(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     manifest, location = scan_proposal_folder(proposal_dir, classes, particle_ids)
+    verified = verdicts(manifest, location)
+    write_verified(verified, out_path or default_verified_path(proposal_dir))
+    return verified
+
+
+def verdicts(manifest: pd.DataFrame, location: Mapping[str, str]) -> pd.DataFrame:
+    """The verified table of a manifest (with its ``file`` column, as
+    :func:`read_manifest` gives it) from where each file ended up: manifest file name ->
+    class folder, absent = deleted. The one place verdicts are made from decisions:
+    the folder ingest and ``plankflux review`` both call it."""
     now = pd.Series([location.get(name, "") for name in manifest["file"]], index=manifest.index)
     action = pd.Series("relabelled", index=manifest.index)
     action[now == manifest["proposed_label"]] = "confirmed"
     action[now == ""] = "rejected"
-    verified = pd.DataFrame(
+    return pd.DataFrame(
         {"particle_id": manifest["particle_id"], "label": now, "action": action}
     ).reset_index(drop=True)
-    write_csv_atomic(verified, out_path or default_verified_path(proposal_dir))
-    return verified
+
+
+def write_verified(verified: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a verified table (:func:`verdicts`) to ``path`` atomically; return the path."""
+    write_csv_atomic(verified, path)
+    return Path(path)

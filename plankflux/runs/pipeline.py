@@ -40,6 +40,7 @@ from plankflux.data.campaign import Campaign, load_campaign
 from plankflux.eval.flux_assessment import FILES
 from plankflux.flux.predictions import predictions_from_scores
 from plankflux.hitl import steps
+from plankflux.hitl.review import review_time
 from plankflux.layout import (
     MANIFEST_FILE,
     PARTICLES_FILE,
@@ -87,22 +88,38 @@ def verify(
     """The expert's verdicts on one proposal folder: simulated, or wait for a person."""
     if not out.exists():
         if settings.expert == "human":
-            raise AwaitingExpert(
-                f"\nVerify the proposals in {folder}:\n"
-                f"  - leave a correctly labelled image where it is;\n"
-                + (
-                    "  - move a wrongly labelled image into the folder of its right class;\n"
-                    if mode == "verify"
-                    else "  - delete an image that is not of its folder's class;\n"
-                )
-                + "  - delete an image you cannot decide on.\n"
-                f"Then record your verdicts and resume:\n"
-                f"  plankflux ingest {folder} --campaign {campaign.root} --mode {mode} "
-                f"--out {out}\n"
-                f"  {settings.resume_command}\n"
-            )
+            raise AwaitingExpert(awaiting_message(settings, folder, out, campaign, mode))
         steps.simulate_and_ingest(folder, campaign, out, mode)
     return read_verified(out)
+
+
+def awaiting_message(
+    settings: PipelineSettings, folder: Path, out: Path, campaign: Campaign, mode: str
+) -> str:
+    """What a person does next: review in the browser first; folders or EcoTaxa second."""
+    flags = f"--campaign {campaign.root} --mode {mode} --out {out}"
+    wrong = (
+        "  - move a wrongly labelled image into the folder of its right class;\n"
+        if mode == "verify"
+        else "  - delete an image that is not of its folder's class;\n"
+    )
+    return (
+        f"\nVerify the proposals in {folder} in your web browser:\n"
+        f"  plankflux review {folder} {flags}\n"
+        "  (open the address it prints; decisions are kept as you make them, and Finish "
+        f"writes {out})\n"
+        "Or edit the folder itself:\n"
+        "  - leave a correctly labelled image where it is;\n"
+        + wrong
+        + "  - delete an image you cannot decide on;\n"
+        "  then record your verdicts:\n"
+        f"  plankflux ingest {folder} {flags}\n"
+        f"Or in EcoTaxa: plankflux ecotaxa export {folder} --campaign {campaign.root} "
+        f"--out proposals.zip, then plankflux ecotaxa import EXPORT.tsv --proposals {folder} "
+        f"--campaign {campaign.root} --out {out}\n"
+        "Then resume:\n"
+        f"  {settings.resume_command}\n"
+    )
 
 
 def accuracy_by_member(scores: Path, classes, truth: pd.Series, keep: set[str]) -> list[float]:
@@ -194,6 +211,11 @@ def run_pipeline(
         "target": settings.target,
         "members": list(settings.members),
         "review_effort": effort,
+        "review_time": {
+            stage: time
+            for stage, folder in (("verify", ws.proposals), ("minboost", ws.minboost))
+            if (time := review_time(folder)) is not None
+        },
         "held_out_particles": len(held_out),
         "accuracy": {t: _mean_sd(a) for t, a in accuracy.items()},
     }
@@ -268,6 +290,13 @@ def format_summary(summary: dict) -> str:
                 f"  reviewed ({stage}): {counts['shown']} images shown, {counts['moved']} moved, "
                 f"{counts['deleted']} deleted"
             )
+    for stage, time in summary.get("review_time", {}).items():
+        per_image = time["seconds_per_image"]
+        lines.append(
+            f"  review time ({stage}, plankflux review): {time['seconds'] / 60:.1f} min for "
+            f"{time['images']} images"
+            + (f", {per_image:.1f} s per image" if per_image is not None else "")
+        )
     lines.append(f"  accuracy on {summary['held_out_particles']} held-out labelled target images:")
     for treatment, acc in summary["accuracy"].items():
         sd = f" ± {acc['sd']:.3f}" if acc["sd"] is not None else ""

@@ -16,10 +16,10 @@ def test_help_lists_every_verb_with_one_line(capsys):
     assert done.value.code == 0
     out = capsys.readouterr().out
     verbs = "train predict pipeline synth validate import campaign stats tables knn flux "
-    verbs = (verbs + "propose ingest minboost simulate-expert ecotaxa").split()
+    verbs = (verbs + "propose ingest minboost simulate-expert review ecotaxa").split()
     for verb in verbs:
         assert f"\n    {verb}" in out, verb
-    assert len(TOOL_MODULES) == 10
+    assert len(TOOL_MODULES) == 11
     assert all(callable(getattr(hydra_tasks, verb)) for verb in HYDRA_VERBS)
 
 

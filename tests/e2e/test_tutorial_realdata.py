@@ -5,7 +5,7 @@ The commands are read from the README (between the ``tutorial:start`` and
 FlowCam and ZooScan images from ``../shared/realdata`` are split into two deployments:
 ``deployment1/<class>/`` (labelled, half of each class) and ``deployment2/`` (the other
 half, flat, renamed ``img_###.jpg`` as an unsorted deployment would be). Training lines
-get speed settings appended (3 epochs, 32 px, random init); everything else runs as
+get speed settings appended (8 epochs, 48 px, random init); everything else runs as
 written. Between ``propose`` and ``ingest`` the test plays the expert, knowing the true
 class of each deployment-2 image.
 """
@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REALDATA = ROOT.parent / "shared" / "realdata"
 BIN = Path(sys.executable).parent
 FAST_TRAINING = [
-    "trainer.max_epochs=3",
-    "data.image_size=32",
+    "trainer.max_epochs=8",
+    "data.image_size=48",
     "data.batch_size=16",
     "model.weights=none",
     "trainer=cpu",

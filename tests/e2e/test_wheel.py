@@ -55,6 +55,12 @@ def test_installed_wheel_trains_and_runs_the_pipeline_from_another_folder(tmp_pa
     )
     assert Path(where.stdout.strip()).is_relative_to(venv_site)  # the wheel's, not the repo's
     assert (Path(where.stdout.strip()) / "train.yaml").is_file()
+    static = _run(
+        [str(python), "-c", "import plankflux.review.server as s; print(s.STATIC_DIR)"], elsewhere
+    )
+    assert Path(static.stdout.strip()).is_relative_to(venv_site)  # the review page travels
+    for name in ("index.html", "review.js", "review.css"):
+        assert (Path(static.stdout.strip()) / name).is_file(), name
 
     env = {**os.environ, "WANDB_MODE": "offline"}
     plankflux = str(venv / "bin" / "plankflux")

@@ -190,3 +190,41 @@ def test_wrong_unanimous_proposals_are_moved_to_their_true_class(tiny_campaign, 
             assert row["label"] == oracle.truth[pid], pid
     moved = summary["review_effort"]["verify"]["moved"]
     assert moved == int((verified["action"] == "relabelled").sum()) > 0
+
+
+def test_a_human_reviews_in_the_page_and_the_same_run_resumes(tiny_campaign, tmp_path):
+    """The stop message offers ``plankflux review`` first; decisions made through the
+    review session (what the page calls) let the same run resume, and summary.json
+    gains the review time of each round."""
+    from plankflux.hitl.review import ReviewSession
+
+    campaign = load_campaign(tiny_campaign, check_images="none")
+    oracle = OracleEnsemble(campaign, "RR")
+    ws = Workspace(tmp_path)
+    settings = _settings(expert="human", resume_command="plankflux pipeline expert=human")
+    with pytest.raises(AwaitingExpert) as stop:
+        run_pipeline(settings, campaign, ws, oracle)
+    message = str(stop.value)
+    review = f"plankflux review {ws.proposals} --campaign {campaign.root} --mode verify"
+    assert review in message
+    assert message.index(review) < message.index("plankflux ingest")
+    assert message.index("plankflux ingest") < message.index("plankflux ecotaxa export")
+
+    session = ReviewSession(ws.proposals, campaign, out=ws.verified)
+    ids = [item.particle_id for item in session.items]
+    session.decide([(pid, "confirmed", "") for pid in ids[1:]], seconds=12.0)
+    session.decide([(ids[0], "wrong", "")], seconds=3.0)
+    session.finish()
+    with pytest.raises(AwaitingExpert, match=f"plankflux review {ws.minboost}"):
+        run_pipeline(settings, campaign, ws, oracle)
+    boosted = ReviewSession(ws.minboost, campaign, out=ws.minboost_verified)
+    assert boosted.mode == "minboost"
+    boosted.decide([(item.particle_id, "confirmed", "") for item in boosted.items], 4.0)
+    boosted.finish()
+    summary = run_pipeline(settings, campaign, ws, oracle)
+    assert summary["review_effort"]["verify"]["deleted"] == 1
+    time = summary["review_time"]["verify"]
+    assert time["seconds"] == pytest.approx(15.0) and time["images"] == len(ids)
+    assert sum(c["images"] for c in time["per_class"].values()) == len(ids)
+    assert summary["review_time"]["minboost"]["seconds"] == pytest.approx(4.0)
+    assert json.loads(ws.summary.read_text())["review_time"] == summary["review_time"]
