@@ -137,7 +137,8 @@ class ReviewSession:
         self.classes = list(campaign.classes)
         if not self.proposal_dir.is_dir():
             raise ReviewError(self.proposal_dir, [f"{self.proposal_dir}: folder not found"])
-        manifest, problems = read_manifest(self.proposal_dir, self.classes)
+        particles = campaign.particles.set_index(campaign.particles["particle_id"].astype(str))
+        manifest, problems = read_manifest(self.proposal_dir, self.classes, set(particles.index))
         if manifest is None:
             raise ReviewError(self.proposal_dir, problems)
         self.manifest = manifest
@@ -146,13 +147,6 @@ class ReviewSession:
         self.mode = mode or manifest_mode(manifest)
         self.out = Path(out) if out else default_verified_path(self.proposal_dir)
         self.state_path = review_state_path(self.proposal_dir)
-        particles = campaign.particles.set_index(campaign.particles["particle_id"].astype(str))
-        absent = [p for p in manifest["particle_id"] if p not in particles.index]
-        if absent:
-            raise ReviewError(
-                self.proposal_dir,
-                [f"particle_id {p!r} is not in campaign {campaign.root}" for p in absent],
-            )
         originals = particles.loc[manifest["particle_id"], "image"].tolist()
         self.items = [
             Item(i, pid, label, float(score), int(rank), image, original)

@@ -149,7 +149,7 @@ def test_the_command_reports_bad_input_in_one_line(tiny_campaign, tmp_path):
     out, err = process.communicate(timeout=60)
     assert process.returncode == 1
     assert err.startswith("plankflux review: cannot review proposal folder")
-    assert "particle_id 'ZZ_404' is not in campaign" in err
+    assert "particle_id 'ZZ_404' is not in the campaign" in err
 
 
 def test_update_folder_moves_and_deletes_as_decided_only_when_asked(tiny_campaign, tmp_path):

@@ -155,7 +155,7 @@ def test_a_manifest_naming_unknown_classes_or_particles_is_refused(workspace):
     manifest = folder / "manifest.csv"
     text = manifest.read_text()
     manifest.write_text(text.replace("RR02_000001,", "ZZ_404,", 1))
-    with pytest.raises(ReviewError, match="particle_id 'ZZ_404' is not in campaign"):
+    with pytest.raises(ReviewError, match="particle_id 'ZZ_404' is not in the campaign"):
         ReviewSession(folder, campaign)
     manifest.write_text(text.replace(",noise,", ",octopus,"))
     with pytest.raises(ReviewError, match="proposed_label 'octopus' is not a class"):
