@@ -118,15 +118,10 @@ def read_text_file(path: Path, problems: list[Problem], name: str) -> str | None
         return None
 
 
-def read_classes(root: str | os.PathLike) -> tuple[str, ...]:
-    """The campaign's class list: ``classes.txt`` if present, else Paper A's 14.
-
-    Each non-empty line is one class name; names become folder names, so each must be
-    a safe file name (no ``/``, ``..`` or control characters).
-    """
-    path = Path(root) / CLASSES_FILE
-    if not path.exists():
-        return TRAP_CLASSES
+def read_class_list(path: Path) -> tuple[list[str], list[Problem]]:
+    """The class names of a ``classes.txt`` (one per non-empty line) and its problems:
+    names become folder names, so each must be a safe file name (no ``/``, ``..`` or
+    control characters); duplicates are named with both lines."""
     problems: list[Problem] = []
     text = read_text_file(path, problems, CLASSES_FILE)
     names, first = [], {}
@@ -145,6 +140,15 @@ def read_classes(root: str | os.PathLike) -> tuple[str, ...]:
             names.append(name)
     if text is not None and not names and not problems:
         problems.append(Problem(CLASSES_FILE, "holds no class name"))
+    return names, problems
+
+
+def read_classes(root: str | os.PathLike) -> tuple[str, ...]:
+    """The campaign's class list: ``classes.txt`` if present, else Paper A's 14."""
+    path = Path(root) / CLASSES_FILE
+    if not path.exists():
+        return TRAP_CLASSES
+    names, problems = read_class_list(path)
     if problems:
         raise CampaignError(Path(root), problems)
     return tuple(names)

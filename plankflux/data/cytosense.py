@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plankflux.data.campaign import image_is_readable
+from plankflux.data.campaign import image_is_readable, read_class_list
 from plankflux.errors import Problem, ProblemsError
 from plankflux.layout import ANNOTATIONS_FILE, CLASSES_FILE, PAIR_COLUMNS
 from plankflux.utils.atomic import atomic_open, write_csv_atomic
@@ -78,6 +78,33 @@ def _delimiter(header: str) -> str:
     return ";" if header.count(";") > header.count(",") else ","
 
 
+#: Names accepted for each band in a profile header (compared in lower case, with
+#: spaces and dashes as underscores): the band itself, the instrument's words, a letter.
+BAND_ALIASES: dict[str, frozenset[str]] = {
+    "fws": frozenset({"fws", "forward_scatter", "fsc"}),
+    "sws": frozenset({"sws", "sidewards_scatter", "side_scatter", "ssc"}),
+    "fl_green": frozenset({"fl_green", "green", "g", "flg"}),
+    "fl_yellow": frozenset({"fl_yellow", "yellow", "y", "fly"}),
+    "fl_orange": frozenset({"fl_orange", "orange", "o", "flo"}),
+    "fl_red": frozenset({"fl_red", "red", "r", "flr"}),
+}
+
+
+def _band_key(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def _header_problem(header: Sequence[str]) -> str | None:
+    """Why a profile header is not the bands in :data:`PROFILE_BANDS` order (values are
+    read by position, so another order would swap bands silently), or ``None``."""
+    keys = [_band_key(h) for h in header]
+    if len(keys) == N_BANDS and all(
+        key in BAND_ALIASES[band] for key, band in zip(keys, PROFILE_BANDS, strict=True)
+    ):
+        return None
+    return f"header {list(header)} is not the bands {list(PROFILE_BANDS)} in this order"
+
+
 def profile_problems(path: Path, name: str | None = None) -> list[Problem]:
     """Check one profile file line by line; every problem names ``name`` (default: path)."""
     name = name or str(path)
@@ -94,6 +121,8 @@ def profile_problems(path: Path, name: str | None = None) -> list[Problem]:
     if len(header) != N_BANDS:
         problems.append(Problem(name, f"header has {len(header)} columns, expected {N_BANDS}", 1))
         header = list(PROFILE_BANDS)
+    elif reason := _header_problem(header):
+        problems.append(Problem(name, reason, 1))
     rows = [(i + 1, line) for i, line in enumerate(lines) if i > 0 and line.strip()]
     if not rows:
         problems.append(Problem(name, "profile is empty (header only, no rows)"))
@@ -122,8 +151,11 @@ def read_profile(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     try:
         with open(path, encoding="utf-8-sig") as handle:
-            sep = _delimiter(handle.readline())
+            first = handle.readline()
+            sep = _delimiter(first)
             text = handle.read()
+        if _header_problem(next(csv.reader([first], delimiter=sep), [])):
+            raise ValueError("header")  # explained by profile_problems below
         if sep == ";":
             text = text.replace(",", ".")
         # Fast path for the common, valid file; the slow checker explains failures.
@@ -155,13 +187,11 @@ def write_profile(path: str | os.PathLike, profile: np.ndarray) -> None:
 
 # -------------------------------------------------------------------------- annotations
 def _read_classes(root: Path, problems: list[Problem]) -> tuple[str, ...] | None:
-    path = root / CLASSES_FILE
-    if not path.exists():
+    if not (root / CLASSES_FILE).exists():
         return None
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not names or len(set(names)) != len(names):
-        problems.append(Problem(CLASSES_FILE, "empty or has duplicate names"))
-    return tuple(dict.fromkeys(names))
+    names, found = read_class_list(root / CLASSES_FILE)
+    problems += found
+    return tuple(names)
 
 
 def _check(root: Path, check_files: str, allow_missing_image: bool):

@@ -662,6 +662,27 @@ CASES = [
         r"annotations\.csv line 2, column 'image': image path '\.\./\.\./x\.png' leads outside",
     ),
     Case(
+        "profile-bands-reordered",
+        _both(
+            lambda ws: _profile_pairs(ws, "1,2,3,4,5,6\n"),
+            _write(
+                "pairs/prof/a.csv", "fl_red,sws,fl_green,fl_yellow,fl_orange,fws\n1,2,3,4,5,6\n"
+            ),
+        ),
+        ["validate", "{ws}/pairs"],
+        r"prof/a\.csv line 1: header \['fl_red', .*\] is not the bands",
+    ),
+    Case(
+        "pair-classes-duplicate-and-traversal",
+        _both(
+            lambda ws: _profile_pairs(ws, "1,2,3,4,5,6\n"),
+            _write("pairs/classes.txt", "x\n../evil\nx\n"),
+        ),
+        ["validate", "{ws}/pairs"],
+        r"classes\.txt line 2: class name '\.\./evil' contains a path separator.*"
+        r"classes\.txt line 3: duplicate class name 'x' \(first on line 1\)",
+    ),
+    Case(
         "pair-image-not-an-image",
         lambda ws: _profile_pairs(ws, "1,2,3,4,5,6\n", image="prof/a.csv"),
         ["validate", "{ws}/pairs"],

@@ -41,6 +41,7 @@ from PIL import Image
 from plankflux.data.cytosense import ANNOTATIONS_FILE, PROFILE_BANDS, write_pairs, write_profile
 from plankflux.data.images import as_grey, open_image
 from plankflux.data.readers.common import SourceError, listing, prepare_output, warn
+from plankflux.utils.paths import name_problem
 
 CHANNEL_ALIASES = {
     "fws": ("fws", "forwardscatter"),
@@ -192,11 +193,26 @@ def add_scale_bar_strip(image: Image.Image, height: int) -> Image.Image:
 def _read_labels(labels: str | os.PathLike | dict | None) -> dict[str, str]:
     if labels is None or isinstance(labels, dict):
         return {str(k): str(v) for k, v in (labels or {}).items()}
-    frame = pd.read_csv(labels, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(labels, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValueError(f"{labels}: cannot be read as a UTF-8 CSV ({err})") from err
     column = next((c for c in ("class", "label") if c in frame.columns), None)
     if "particle_id" not in frame.columns or column is None:
         raise ValueError(f"{labels}: needs the columns particle_id and class (or label)")
-    return dict(zip(frame["particle_id"].str.strip(), frame[column].str.strip(), strict=True))
+    ids, names = frame["particle_id"].str.strip(), frame[column].str.strip()
+    problems = [
+        f"line {i + 2}, column {column!r}: class name {name_problem(name)}"
+        for i, name in enumerate(names)
+        if name and name_problem(name)
+    ]
+    problems += [
+        f"particle_id {pid!r} is listed more than once"
+        for pid in sorted(set(ids[ids.duplicated()]))
+    ]
+    if problems:
+        raise ValueError(f"{labels}: " + "; ".join(problems[:20]))
+    return dict(zip(ids, names, strict=True))
 
 
 def read_cytoclus(
