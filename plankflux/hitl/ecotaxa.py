@@ -316,6 +316,11 @@ def import_ecotaxa_verification(
     problems: list[str] = []
 
     in_manifest = set(manifest["particle_id"])
+    if not set(export["object_id"]) & in_manifest:
+        raise EcoTaxaError(
+            f"EcoTaxa export {tsv_path} holds none of the {len(in_manifest)} objects of "
+            f"{manifest_csv} (empty, or the export of another project): nothing imported"
+        )
     stray = sorted(set(export["object_id"]) - in_manifest)
     if stray:
         problems.append(f"object(s) in the export but not in {manifest_csv}:{_listing(stray)}")

@@ -40,6 +40,8 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     ``hyper_parameters`` that plankflux writes.
     """
     path = Path(path)
+    if path.is_dir():
+        raise PlankfluxError(f"{path} is a folder: give its checkpoints/best.ckpt")
     if not path.is_file():
         raise PlankfluxError(f"checkpoint not found: {path}")
     with path.open("rb") as handle:

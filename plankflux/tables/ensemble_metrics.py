@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from plankflux.data.classes import ORIGINAL_CLASSES
+from plankflux.errors import PlankfluxError
 from plankflux.eval.metrics import (
     classification_report,
     confusion_matrix,
@@ -44,6 +45,11 @@ def write_ensemble_metrics(run_dir: str | os.PathLike, out_dir: str | os.PathLik
     per_scheme: dict[str, list[pd.DataFrame]] = {"14class": [], "original": []}
     for k, folder in enumerate(member_folders(run_dir)):
         frame = pd.read_csv(folder / TEST_PREDICTIONS_FILE, keep_default_na=False)
+        if frame.empty or not {"label", "predicted"} <= set(frame.columns):
+            raise PlankfluxError(
+                f"{folder / TEST_PREDICTIONS_FILE}: no test predictions (label, predicted); "
+                "was this member's run finished?"
+            )
         counts = pd.read_csv(folder / CLASS_COUNTS_FILE, keep_default_na=False)
         train_counts = counts.set_index("class")["train"]
         classes = counts["class"].tolist()

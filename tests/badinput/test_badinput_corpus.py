@@ -915,6 +915,31 @@ CASES = [
         r"--shown: 1 particle_id\(s\) not in the campaign, e\.g\. \['GHOST'\]",
     ),
     Case(
+        "ecotaxa-import-of-an-empty-export",
+        _write(
+            "export.tsv",
+            "object_id\timg_file_name\tobject_annotation_status\tobject_annotation_category\n",
+        ),
+        [
+            "ecotaxa",
+            "import",
+            "{ws}/export.tsv",
+            "--proposals",
+            "{ws}/prop",
+            "--campaign",
+            "{ws}/camp",
+            "--out",
+            "{ws}/out/v.csv",
+        ],
+        r"export\.tsv holds none of the \d+ objects of .*manifest\.csv",
+    ),
+    Case(
+        "knn-on-a-folder",
+        lambda ws: (ws / "run").mkdir(),
+        ["knn", "{ws}/run", "{ws}/pairs", "--out", "{ws}/out/knn"],
+        r"run is a folder: give its checkpoints/best\.ckpt",
+    ),
+    Case(
         "minboost-shown-without-ids",
         _both(_verified(ONE_VERDICT), _write("shown.csv", "id\nRR1_0\n")),
         [
