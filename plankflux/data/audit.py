@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Collection
 
 from plankflux.data.campaign import Campaign
 from plankflux.errors import Problem
@@ -54,9 +55,14 @@ def duplicate_images(campaign: Campaign) -> tuple[list[Problem], list[Problem]]:
     return errors, warnings
 
 
-def unsplittable_classes(campaign: Campaign, val_fraction: float = 0.2) -> list[str]:
-    """One line per (domain, class) whose labelled images give no validation image."""
+def unsplittable_classes(
+    campaign: Campaign, val_fraction: float = 0.2, domains: Collection[str] | None = None
+) -> list[str]:
+    """One line per (domain, class) whose labelled images give no validation image
+    (only ``domains``, when given)."""
     labelled = campaign.particles[campaign.particles["label"] != ""]
+    if domains is not None:
+        labelled = labelled[labelled["domain"].isin(list(domains))]
     counts = labelled.groupby(["domain", "label"]).size()
     lines = []
     for (domain, label), n in counts.items():

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from lightning import LightningDataModule
 
+from plankflux.data.audit import unsplittable_classes
 from plankflux.data.campaign import PARTICLES_FILE, Campaign, load_campaign
 from plankflux.data.image_cache import ensure_image_cache
 from plankflux.data.splits import stratified_split
@@ -235,6 +236,10 @@ class TrapDataModule(SplitLoaders, LightningDataModule):
                 ImagePipeline(train=train, mean_std=mean_std),
             )
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
+        if stage in (None, "fit") and not self.hparams.target_labels:
+            fraction = self.hparams.val_fraction
+            for line in unsplittable_classes(campaign, fraction, self.train_domains):
+                log.warning(line)
 
     def split_frame(self, split: str) -> pd.DataFrame:
         """The particle rows of one split (after ``setup``)."""

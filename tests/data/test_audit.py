@@ -65,3 +65,15 @@ def test_classes_too_small_for_a_validation_split_are_named(tmp_path, capsys):
     assert not any("domain RR" in line for line in unsplittable_classes(load_campaign(camp)))
     main(["validate", str(camp)])
     assert "note: domain FC, class 'long_pellet': 2 labelled image(s)" in capsys.readouterr().out
+
+
+def test_training_says_which_classes_never_reach_validation(tmp_path, caplog):
+    from plankflux.datamodules.trap import TrapDataModule
+
+    camp = _unique_campaign(tmp_path / "c")
+    dm = TrapDataModule(str(camp), target_domain="FC", train_domains=["RR"], image_size=8)
+    with caplog.at_level("WARNING", logger="plankflux.datamodules.trap"):
+        dm.setup("fit")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(m.startswith("domain RR, class 'aggregate': 1 labelled image(s)") for m in warned)
+    assert not any("domain FC" in m for m in warned)  # the target is not trained on
