@@ -16,9 +16,10 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from plankflux.layout import METRICS_FILE
+from plankflux.runs import tracking
 from plankflux.utils.atomic import atomic_open
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,19 @@ def run(cfg: DictConfig) -> dict:
         cfg.model, class_names=list(datamodule.class_names), _convert_="all"
     )
     callbacks = _instantiate_dict(cfg.get("callbacks"))
-    loggers = _instantiate_dict(cfg.get("logger"))
+    loggers = tracking.instantiate_loggers(cfg)
+    try:
+        summary = _fit_and_test(cfg, datamodule, model, callbacks, loggers)
+    except BaseException:
+        tracking.finish_loggers(loggers, failed=True)
+        raise
+    tracking.finish_loggers(loggers)
+    return summary
+
+
+def _fit_and_test(cfg: DictConfig, datamodule, model, callbacks: list, loggers: list) -> dict:
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-    if loggers:
-        trainer.logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    tracking.log_hyperparams(loggers, cfg)
 
     if cfg.get("train", True):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
