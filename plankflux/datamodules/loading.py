@@ -21,6 +21,21 @@ def generate_once(root: Path, generate: Callable[..., Path], **kwargs) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _eval_sampler(dataset: Dataset, split: str, unrepeated: bool):
+    """Under DDP, a sampler that gives each rank its share of a val/test/predict split
+    without the repeats by which Lightning's DistributedSampler evens out the shards, so
+    that synchronised metrics count every item once (None: Lightning's default)."""
+    if split == "train" or not unrepeated:
+        return None
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return None
+    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+    return UnrepeatedDistributedSampler(dataset, shuffle=False)
+
+
 def split_loader(
     dataset: Dataset,
     split: str,
@@ -28,16 +43,22 @@ def split_loader(
     eval_batch_size: int | None,
     num_workers: int,
     pin_memory: bool,
+    unrepeated_eval: bool = False,
 ) -> DataLoader:
     """The DataLoader of one split: shuffled for ``train`` only, ``eval_batch_size``
-    (default ``batch_size``) elsewhere, and never ``drop_last`` outside training."""
+    (default ``batch_size``) elsewhere, and never ``drop_last`` outside training. With
+    ``unrepeated_eval``, under DDP each evaluation item is seen by exactly one rank
+    (ranks may then run different numbers of batches: only for models whose evaluation
+    steps do not communicate across ranks)."""
     batch = batch_size if split == "train" else (eval_batch_size or batch_size)
     # BatchNorm cannot train on a batch of one: drop a last training batch of size 1 only.
     drop_last = split == "train" and len(dataset) % batch == 1
+    sampler = _eval_sampler(dataset, split, unrepeated_eval)
     return DataLoader(
         dataset,
         batch_size=batch,
         shuffle=split == "train",
+        sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
@@ -49,7 +70,10 @@ class SplitLoaders:
     """The four DataLoader hooks of a LightningDataModule over ``self._datasets``
     (``{"train": ..., "val": ..., "test": ..., "predict": ...}``, built in ``setup``),
     with the ``batch_size``, ``eval_batch_size``, ``num_workers`` and ``pin_memory``
-    hyper-parameters. Mix in before ``LightningDataModule``."""
+    hyper-parameters. Mix in before ``LightningDataModule``. ``unrepeated_eval``: see
+    :func:`split_loader`."""
+
+    unrepeated_eval = False
 
     def _loader(self, split: str) -> DataLoader:
         hp = self.hparams
@@ -60,6 +84,7 @@ class SplitLoaders:
             hp.eval_batch_size,
             hp.num_workers,
             hp.pin_memory,
+            self.unrepeated_eval,
         )
 
     def train_dataloader(self) -> DataLoader:
