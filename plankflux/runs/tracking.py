@@ -46,7 +46,27 @@ def _overrides(hc) -> list[str]:
     if hc is None:
         return []
     exclude = set(hc.job.config.override_dirname.exclude_keys or ())
-    return [str(o) for o in hc.overrides.task if str(o).split("=", 1)[0].lstrip("+~") not in exclude]
+    return [str(o) for o in hc.overrides.task if _key(str(o)) not in exclude]
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _swept(hc, overrides: list[str]) -> list[str]:
+    """The overrides of this job that vary across its sweep: the swept ones of the command
+    line (``seed=0,1``, read back from the sweep's ``multirun.yaml``) and the experiment's
+    ``hydra.sweeper.params``; all of them if the sweep's command line cannot be read."""
+    keys = set((hc.sweeper.get("params") or {}).keys())
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        command = OmegaConf.load(Path(hc.sweep.dir) / "multirun.yaml").hydra.overrides.task
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in command])
+        keys |= {o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()}
+    except Exception:  # no multirun.yaml (yet): name the job by all its overrides
+        return overrides
+    return [o for o in overrides if _key(o) in keys]
 
 
 def _arm(cfg: DictConfig, overrides: list[str]) -> str:
@@ -57,7 +77,7 @@ def _arm(cfg: DictConfig, overrides: list[str]) -> str:
             return STUDIES[cfg.task_name][1](cfg)
         except Exception:  # a study config without the swept key: fall back
             pass
-    arm = ",".join(o for o in overrides if not o.lstrip("+~").startswith("seed="))
+    arm = ",".join(o for o in overrides if _key(o) != "seed")
     return arm or "base"
 
 
@@ -71,7 +91,8 @@ def identity(cfg: DictConfig) -> dict:
     overrides = _overrides(hc)
     if hc is not None and hc.mode == RunMode.MULTIRUN:
         group = f"{task}/{Path(hc.sweep.dir).name}"
-        job_name = hc.job.override_dirname or str(hc.job.num)
+        overrides = _swept(hc, overrides)
+        job_name = ",".join(overrides) or str(hc.job.num)
     else:
         job_dir = Path(hc.runtime.output_dir) if hc is not None else out
         group = f"{task}/{job_dir.name}"
