@@ -2,7 +2,8 @@
 
 Writes ``scores.parquet`` (``particle_id``, ``member``, one score column per class)
 and ``scores.json`` (classes, member checkpoints) into the run folder; with
-``flux=true`` also ``flux/`` (per-member predictions and flux tables).
+``flux=true`` (or ``callbacks=flux_tables``) also ``flux/`` (per-member predictions and
+flux tables); with ``callbacks=voting_proposals`` the proposal folder ``proposals/``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from plankflux.callbacks.flux_tables import FluxTables
 from plankflux.layout import SCORES_FILE
 from plankflux.models.ensemble import EnsemblePredictor
 
 log = logging.getLogger(__name__)
+
+
+def instantiate_callbacks(section: DictConfig | None) -> list:
+    """Every callback of a ``name: {_target_: ...}`` section (``callbacks=``)."""
+    if not section:
+        return []
+    return [hydra.utils.instantiate(c, _convert_="all") for c in section.values() if c and "_target_" in c]
 
 
 def run(cfg: DictConfig) -> Path:
@@ -29,8 +38,8 @@ def run(cfg: DictConfig) -> Path:
     )
     model = EnsemblePredictor(checkpoints)
     writer = hydra.utils.instantiate(cfg.writer)
-    callbacks = [writer]
-    if cfg.get("flux"):
+    callbacks = [writer, *instantiate_callbacks(cfg.get("callbacks"))]
+    if cfg.get("flux") and not any(isinstance(c, FluxTables) for c in callbacks):
         callbacks.append(hydra.utils.instantiate(cfg.flux_tables))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=False)
     trainer.predict(model, datamodule=datamodule, return_predictions=True)

@@ -18,6 +18,9 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, open_dict
 
+from plankflux.callbacks.flux_tables import FluxTables
+from plankflux.callbacks.prediction_writer import EnsembleScoreWriter
+from plankflux.callbacks.voting_proposals import VotingProposals
 from plankflux.layout import METRICS_FILE
 from plankflux.runs import tracking
 from plankflux.utils.atomic import atomic_open
@@ -40,6 +43,22 @@ def _to_float(value) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _prediction_callbacks(callbacks: list) -> list:
+    return [
+        c
+        for c in callbacks
+        if isinstance(c, EnsembleScoreWriter | VotingProposals | FluxTables)
+    ]
+
+
+def _with_score_writer(callbacks: list, cfg: DictConfig) -> list:
+    """Voting proposals read the scores a score writer wrote: add one if none is listed."""
+    wanted = any(isinstance(c, VotingProposals) for c in callbacks)
+    if wanted and not any(isinstance(c, EnsembleScoreWriter) for c in callbacks):
+        callbacks.append(EnsembleScoreWriter(cfg.paths.output_dir))
+    return callbacks
+
+
 def run(cfg: DictConfig) -> dict:
     """Fit and/or test as configured; return the metrics also written to ``metrics.json``."""
     L.seed_everything(cfg.seed, workers=True)
@@ -48,7 +67,7 @@ def run(cfg: DictConfig) -> dict:
     model = hydra.utils.instantiate(
         cfg.model, class_names=list(datamodule.class_names), _convert_="all"
     )
-    callbacks = _instantiate_dict(cfg.get("callbacks"))
+    callbacks = _with_score_writer(_instantiate_dict(cfg.get("callbacks")), cfg)
     loggers = tracking.instantiate_loggers(cfg)
     try:
         summary = _fit_and_test(cfg, datamodule, model, callbacks, loggers)
@@ -76,6 +95,12 @@ def _fit_and_test(cfg: DictConfig, datamodule, model, callbacks: list, loggers: 
         ckpt = summary.get("best_checkpoint") or cfg.get("ckpt_path")
         results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
         summary["test"] = {k: _to_float(v) for k, v in (results[0] if results else {}).items()}
+
+    if _prediction_callbacks(trainer.callbacks):
+        # callbacks=[default,voting_proposals|flux_tables|prediction_scores]: the model's
+        # scores on the target domain, then what those callbacks write from them.
+        ckpt = summary.get("best_checkpoint") or cfg.get("ckpt_path")
+        trainer.predict(model, datamodule=datamodule, ckpt_path=ckpt, return_predictions=True)
 
     if trainer.is_global_zero:
         out = Path(cfg.paths.output_dir) / METRICS_FILE
