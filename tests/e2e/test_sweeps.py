@@ -116,7 +116,7 @@ def test_ddp_inside_a_sweep_with_the_default_sweep_dir(tmp_path):
         assert (job / "train_ddp_process_1.log").is_file()  # rank 1 ran in this folder
 
 
-def test_a_failing_job_leaves_the_others_results(tmp_path):
+def test_a_failing_job_leaves_the_others_results(tmp_path, capsys):
     # AdamW refuses a negative learning rate: job 0 fails, job 1 still runs.
     result = _train(
         tmp_path, "model.optimizer.lr=-1.0,1e-3", "trainer.max_epochs=1", ok=False
@@ -125,3 +125,10 @@ def test_a_failing_job_leaves_the_others_results(tmp_path):
     failed, finished = _jobs(tmp_path)
     assert not (failed / "metrics.json").exists()
     assert _finished(finished)["epochs_trained"] == 1
+    # The table is built from the finished job; the failed one is named.
+    from plankflux.cli.main import main as cli
+
+    assert cli(["tables", "ensemble", str(failed.parent), "--out", str(tmp_path / "t")]) == 0
+    err = capsys.readouterr().err
+    assert "1 run(s) unfinished or failed, left out of the tables" in err and str(failed) in err
+    assert (tmp_path / "t").is_dir()
