@@ -94,7 +94,11 @@ def test_predict_takes_flux_true_as_the_readme_says():
 def test_prediction_callbacks_switch_on_from_config(task, tmp_path):
     """``callbacks=[...]`` adds voting proposals and flux tables (their own files in
     ``conf/callbacks/``) to training's default callbacks or to prediction's none."""
-    lists = "[default,voting_proposals,flux_tables]" if task == "train" else "[voting_proposals,flux_tables]"
+    lists = (
+        "[default,voting_proposals,flux_tables]"
+        if task == "train"
+        else "[voting_proposals,flux_tables]"
+    )
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(
             task,

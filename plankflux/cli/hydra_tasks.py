@@ -26,7 +26,6 @@ from omegaconf import DictConfig, open_dict, read_write
 from plankflux.errors import USER_ERRORS
 from plankflux.layout import CONFIG_DIR
 
-
 # What Lightning's DDP launcher leaves in the environment of the process that started
 # the other ranks; a later sweep job must start its own ranks.
 _DDP_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")

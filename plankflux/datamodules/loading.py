@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-
-import random
 
 import numpy as np
 import torch
@@ -82,8 +81,8 @@ def split_loader(
     pin_memory: bool,
     unrepeated_eval: bool = False,
 ) -> DataLoader:
-    """The DataLoader of one split: shuffled for ``train`` only (:class:`EpochShuffle`), ``eval_batch_size``
-    (default ``batch_size``) elsewhere, and never ``drop_last`` outside training. With
+    """The DataLoader of one split: shuffled for ``train`` only (:class:`EpochShuffle`),
+    ``eval_batch_size`` (default ``batch_size``) elsewhere, and never ``drop_last`` outside training. With
     ``unrepeated_eval``, under DDP each evaluation item is seen by exactly one rank
     (ranks may then run different numbers of batches: only for models whose evaluation
     steps do not communicate across ranks)."""

@@ -26,7 +26,11 @@ def instantiate_callbacks(section: DictConfig | None) -> list:
     """Every callback of a ``name: {_target_: ...}`` section (``callbacks=``)."""
     if not section:
         return []
-    return [hydra.utils.instantiate(c, _convert_="all") for c in section.values() if c and "_target_" in c]
+    return [
+        hydra.utils.instantiate(c, _convert_="all")
+        for c in section.values()
+        if c and "_target_" in c
+    ]
 
 
 def run(cfg: DictConfig) -> Path:

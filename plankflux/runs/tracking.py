@@ -31,7 +31,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
 
-WANDB_TARGETS = ("lightning.pytorch.loggers.wandb.WandbLogger", "lightning.pytorch.loggers.WandbLogger")
+WANDB_TARGETS = (
+    "lightning.pytorch.loggers.wandb.WandbLogger",
+    "lightning.pytorch.loggers.WandbLogger",
+)
 _TAG_LENGTH = 64  # W&B refuses longer tags
 
 
@@ -159,4 +162,3 @@ def finish_loggers(loggers: list, failed: bool = False) -> None:
         if run is not None and hasattr(run, "finish"):
             run.finish(exit_code=1 if failed else 0)
             logger._experiment = None
-

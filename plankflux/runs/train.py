@@ -45,9 +45,7 @@ def _to_float(value) -> float | None:
 
 def _prediction_callbacks(callbacks: list) -> list:
     return [
-        c
-        for c in callbacks
-        if isinstance(c, EnsembleScoreWriter | VotingProposals | FluxTables)
+        c for c in callbacks if isinstance(c, EnsembleScoreWriter | VotingProposals | FluxTables)
     ]
 
 

@@ -41,7 +41,9 @@ def _check_outputs(run: Path, n_particles: int) -> None:
     predictions = pd.read_csv(run / "flux" / "predictions.csv")
     assert len(predictions) == n_particles
     summary = pd.read_csv(run / "flux" / "flux_summary.csv")
-    assert set(summary["treatment"]) == {"human", "model"} and "total" in set(summary["class_group"])
+    assert set(summary["treatment"]) == {"human", "model"} and "total" in set(
+        summary["class_group"]
+    )
 
 
 def test_training_and_prediction_emit_proposals_and_flux_tables(tmp_path):

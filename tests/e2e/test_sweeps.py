@@ -118,9 +118,7 @@ def test_ddp_inside_a_sweep_with_the_default_sweep_dir(tmp_path):
 
 def test_a_failing_job_leaves_the_others_results(tmp_path, capsys):
     # AdamW refuses a negative learning rate: job 0 fails, job 1 still runs.
-    result = _train(
-        tmp_path, "model.optimizer.lr=-1.0,1e-3", "trainer.max_epochs=1", ok=False
-    )
+    result = _train(tmp_path, "model.optimizer.lr=-1.0,1e-3", "trainer.max_epochs=1", ok=False)
     assert result.returncode != 0
     failed, finished = _jobs(tmp_path)
     assert not (failed / "metrics.json").exists()
