@@ -82,10 +82,10 @@ def split_loader(
     unrepeated_eval: bool = False,
 ) -> DataLoader:
     """The DataLoader of one split: shuffled for ``train`` only (:class:`EpochShuffle`),
-    ``eval_batch_size`` (default ``batch_size``) elsewhere, and never ``drop_last`` outside training. With
-    ``unrepeated_eval``, under DDP each evaluation item is seen by exactly one rank
-    (ranks may then run different numbers of batches: only for models whose evaluation
-    steps do not communicate across ranks)."""
+    ``eval_batch_size`` (default ``batch_size``) elsewhere, and never ``drop_last``
+    outside training. With ``unrepeated_eval``, under DDP each evaluation item is seen
+    by exactly one rank (ranks may then run different numbers of batches: only for
+    models whose evaluation steps do not communicate across ranks)."""
     batch = batch_size if split == "train" else (eval_batch_size or batch_size)
     # BatchNorm cannot train on a batch of one: drop a last training batch of size 1 only.
     drop_last = split == "train" and len(dataset) % batch == 1
