@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from wandb_offline import offline_runs
 
 BIN = Path(sys.executable).parent
 
@@ -54,10 +55,21 @@ def test_training_and_prediction_emit_proposals_and_flux_tables(tmp_path):
         "debug=tiny",
         "trainer.max_epochs=1",
         "callbacks=[default,voting_proposals,flux_tables]",
+        "logger=wandb",
         f"hydra.run.dir={train}",
     )
     n_target = 100  # every RR particle of the tiny synthetic campaign
     _check_outputs(train, n_target)
+    # With W&B on, the tables and sample proposals are logged too.
+    (run,) = offline_runs(train)
+    kinds = {key: run["metrics"].get(f"{key}/_type", [None])[-1] for key in
+             ("test/per_class", "flux/summary", "proposals")}  # fmt: skip
+    assert kinds == {
+        "test/per_class": "table-file",
+        "flux/summary": "table-file",
+        "proposals": "images/separated",
+    }
+    assert run["metrics"]["proposals/count"][-1] > 0
 
     predict = tmp_path / "predict"
     _run(
@@ -70,3 +82,12 @@ def test_training_and_prediction_emit_proposals_and_flux_tables(tmp_path):
         f"hydra.run.dir={predict}",
     )
     _check_outputs(predict, n_target)
+
+
+def test_knn_tables_are_logged_to_wandb(tmp_path):
+    run_dir = tmp_path / "clip"
+    _run(tmp_path, "train", "debug=clip_tiny", "trainer.max_epochs=1", "logger=wandb",
+         f"hydra.run.dir={run_dir}")  # fmt: skip
+    (run,) = offline_runs(run_dir)
+    tables = [k for k, v in run["metrics"].items() if k.startswith("knn/") and v == ["table-file"]]
+    assert tables, sorted(run["metrics"])
