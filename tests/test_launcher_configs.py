@@ -41,7 +41,7 @@ def test_slurm_settings_become_the_sbatch_script(tmp_path, monkeypatch):
     launcher = _launcher(
         "hydra.launcher.partition=gpu",
         "hydra.launcher.timeout_min=90",
-        "+hydra.launcher.setup=[module load cuda]",
+        "hydra.launcher.setup=[module load cuda]",
     )
     # What the plugin does with these (hydra_submitit_launcher.submitit_launcher.launch).
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
