@@ -68,3 +68,15 @@ def test_pipeline_stage_member(hydra_job, tmp_path):
     assert ident["group"] == "pipeline/RR"
     assert ident["name"] == "retrain/verify/member_2"
     assert "seed=2" in ident["tags"] and ident["tags"][0] == "pipeline"
+
+
+@pytest.mark.parametrize(("mode", "offline"), [(None, True), ("offline", True), ("online", False)])
+def test_wandb_is_offline_unless_wandb_mode_online(hydra_job, tmp_path, monkeypatch, mode, offline):
+    if mode is None:
+        monkeypatch.delenv("WANDB_MODE", raising=False)
+    else:
+        monkeypatch.setenv("WANDB_MODE", mode)
+    cfg = hydra_job("train", ["logger=many"], RunMode.RUN, str(tmp_path))
+    csv, wandb = instantiate_loggers(cfg)
+    assert type(csv).__name__ == "CSVLogger"
+    assert wandb._offline is offline
