@@ -109,3 +109,24 @@ def test_prediction_callbacks_switch_on_from_config(task, tmp_path):
     assert Path(built["VotingProposals"].out_dir) == tmp_path / "proposals"
     assert Path(built["FluxTables"].out_dir) == tmp_path / "flux"
     assert ("ModelCheckpoint" in built) == (task == "train")
+
+
+@pytest.mark.parametrize(("accelerator", "sync"), [("cpu", False), ("gpu", True)])
+def test_ddp_switches_sync_batchnorm_off_on_cpus(accelerator, sync, monkeypatch, tmp_path):
+    """SyncBatchNorm has no CPU kernel: trainer=ddp trainer.accelerator=cpu runs without it."""
+    from plankflux.runs import train
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "trainer=ddp",
+                f"trainer.accelerator={accelerator}",
+                f"paths.output_dir={tmp_path}",
+            ],
+        )
+    built = {}
+    monkeypatch.setattr(train.hydra.utils, "instantiate", lambda c, **kw: built.update(cfg=c))
+    train.build_trainer(cfg, callbacks=[])
+    assert built["cfg"].sync_batchnorm is sync
+    assert cfg.trainer.sync_batchnorm is True  # the run's config itself is left as it was

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from plankflux.callbacks.flux_tables import FluxTables
 from plankflux.layout import SCORES_FILE
 from plankflux.models.ensemble import EnsemblePredictor
+from plankflux.runs.train import build_trainer
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def run(cfg: DictConfig) -> Path:
     callbacks = [writer, *instantiate_callbacks(cfg.get("callbacks"))]
     if cfg.get("flux") and not any(isinstance(c, FluxTables) for c in callbacks):
         callbacks.append(hydra.utils.instantiate(cfg.flux_tables))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=False)
+    trainer: L.Trainer = build_trainer(cfg, callbacks=callbacks, logger=False)
     trainer.predict(model, datamodule=datamodule, return_predictions=True)
     out = Path(writer.out_dir) / SCORES_FILE
     if trainer.is_global_zero and not len(datamodule.splits["predict"]):

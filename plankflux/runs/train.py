@@ -76,8 +76,20 @@ def run(cfg: DictConfig) -> dict:
     return summary
 
 
+def build_trainer(cfg: DictConfig, **kwargs) -> L.Trainer:
+    """The Trainer of ``cfg.trainer``; SyncBatchNorm (on in ``trainer=ddp``) is switched off
+    on CPUs, where torch has none, so ``trainer=ddp trainer.accelerator=cpu`` just works."""
+    trainer_cfg = cfg.trainer
+    if trainer_cfg.get("sync_batchnorm") and str(trainer_cfg.get("accelerator")) == "cpu":
+        log.info("sync_batchnorm needs GPUs: off for accelerator=cpu")
+        trainer_cfg = trainer_cfg.copy()
+        with open_dict(trainer_cfg):
+            trainer_cfg.sync_batchnorm = False
+    return hydra.utils.instantiate(trainer_cfg, **kwargs)
+
+
 def _fit_and_test(cfg: DictConfig, datamodule, model, callbacks: list, loggers: list) -> dict:
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers)
     tracking.log_hyperparams(loggers, cfg)
 
     if cfg.get("train", True):

@@ -104,8 +104,7 @@ def test_ddp_inside_a_sweep_with_the_default_sweep_dir(tmp_path):
         "seed=0,1",
         "trainer=ddp",
         "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.sync_batchnorm=false",
+        "trainer.devices=2",  # (SyncBatchNorm, on in trainer=ddp, is off on CPUs)
         "trainer.max_epochs=1",
     )
     assert len(list((tmp_path / "logs" / "train" / "multiruns").iterdir())) == 1
