@@ -88,3 +88,45 @@ def test_predict_takes_flux_true_as_the_readme_says():
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("predict", overrides=["checkpoints=RUN", "flux=true"])
     assert cfg.flux is True and cfg.flux_tables._target_.endswith("FluxTables")
+
+
+@pytest.mark.parametrize("task", ["train", "predict"])
+def test_prediction_callbacks_switch_on_from_config(task, tmp_path):
+    """``callbacks=[...]`` adds voting proposals and flux tables (their own files in
+    ``conf/callbacks/``) to training's default callbacks or to prediction's none."""
+    lists = (
+        "[default,voting_proposals,flux_tables]"
+        if task == "train"
+        else "[voting_proposals,flux_tables]"
+    )
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            task,
+            overrides=["checkpoints=RUN"] * (task == "predict")
+            + [f"callbacks={lists}", f"paths.output_dir={tmp_path}"],
+        )
+    built = {type(c).__name__: c for c in _instantiate_dict(cfg.callbacks)}
+    assert Path(built["VotingProposals"].out_dir) == tmp_path / "proposals"
+    assert Path(built["FluxTables"].out_dir) == tmp_path / "flux"
+    assert ("ModelCheckpoint" in built) == (task == "train")
+
+
+@pytest.mark.parametrize(("accelerator", "sync"), [("cpu", False), ("gpu", True)])
+def test_ddp_switches_sync_batchnorm_off_on_cpus(accelerator, sync, monkeypatch, tmp_path):
+    """SyncBatchNorm has no CPU kernel: trainer=ddp trainer.accelerator=cpu runs without it."""
+    from plankflux.runs import train
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "trainer=ddp",
+                f"trainer.accelerator={accelerator}",
+                f"paths.output_dir={tmp_path}",
+            ],
+        )
+    built = {}
+    monkeypatch.setattr(train.hydra.utils, "instantiate", lambda c, **kw: built.update(cfg=c))
+    train.build_trainer(cfg, callbacks=[])
+    assert built["cfg"].sync_batchnorm is sync
+    assert cfg.trainer.sync_batchnorm is True  # the run's config itself is left as it was

@@ -16,6 +16,7 @@ from plankflux.flux.predictions import PREDICTION_COLUMNS
 from plankflux.flux.tables import flux_tables, write_flux_tables
 from plankflux.layout import PREDICTIONS_FILE
 from plankflux.utils.rank_parts import write_merged_across_ranks
+from plankflux.utils.tracked_tables import log_table
 
 log = logging.getLogger(__name__)
 
@@ -114,4 +115,5 @@ class FluxTables(Callback):
             trainer.datamodule.campaign, merged[list(PREDICTION_COLUMNS)], self.allometry, fixed
         )
         paths = write_flux_tables(self.out_dir, by_sample, summary)
+        log_table(trainer, "flux/summary", summary)
         log.info("flux tables written: %s, %s", *paths)

@@ -26,11 +26,13 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import pandas as pd
 from lightning import Callback, LightningModule, Trainer
 
 from plankflux.datamodules.cytosense import CytoSenseDataModule, target_datamodule
 from plankflux.eval.gallery_evaluation import evaluate_datamodule
 from plankflux.eval.knn import N_VALUES, SETUPS
+from plankflux.utils.tracked_tables import log_table, tracking_tables
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,9 @@ class KnnGalleryEvaluation(Callback):
             setups=self.setups,
             **self.protocol,
         )
+        if tracking_tables(pl_module.trainer):
+            summary = pd.read_csv(out / "knn_summary.csv")
+            log_table(pl_module.trainer, f"knn/{datamodule.name}", summary)
         log.info(
             "k-NN evaluation %s -> %s: %d rows in %s",
             train_data,

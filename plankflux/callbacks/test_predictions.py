@@ -15,8 +15,10 @@ import pandas as pd
 import torch
 from lightning import Callback, LightningModule, Trainer
 
+from plankflux.eval.metrics import classification_report
 from plankflux.layout import CLASS_COUNTS_FILE, TEST_PREDICTIONS_FILE
 from plankflux.utils.rank_parts import write_merged_across_ranks, write_table
+from plankflux.utils.tracked_tables import log_table, tracking_tables
 
 
 class TestPredictionWriter(Callback):
@@ -67,3 +69,11 @@ class TestPredictionWriter(Callback):
                 labels = datamodule.split_frame(split)["label"]
                 counts[split] = counts["class"].map(labels.value_counts()).fillna(0).astype(int)
             write_table(counts, self.out_dir / CLASS_COUNTS_FILE)
+            if tracking_tables(trainer):
+                self._log_per_class(trainer, list(classes), counts.set_index("class")["train"])
+
+    def _log_per_class(self, trainer: Trainer, classes: list[str], train_counts) -> None:
+        """Per-class precision, recall, F1 and support as the W&B table ``test/per_class``."""
+        merged = pd.read_csv(self.out_dir / TEST_PREDICTIONS_FILE, keep_default_na=False)
+        report = classification_report(merged["label"], merged["predicted"], classes, train_counts)
+        log_table(trainer, "test/per_class", report.rename_axis("class").reset_index())

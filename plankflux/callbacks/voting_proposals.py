@@ -12,11 +12,13 @@ import logging
 import os
 from pathlib import Path
 
+import pandas as pd
 from lightning import Callback, LightningModule, Trainer
 
 from plankflux.callbacks.prediction_writer import SCORES_FILE, EnsembleScoreWriter
 from plankflux.hitl import steps
-from plankflux.layout import read_scores
+from plankflux.layout import MANIFEST_FILE, read_scores
+from plankflux.utils.tracked_tables import log_images, tracking_tables
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +74,12 @@ class VotingProposals(Callback):
             classes=list(datamodule.class_names),
         )
         log.info("voting proposals (%d images) in %s", len(proposals), self.out_dir)
+        if tracking_tables(trainer):
+            self._log_samples(trainer)
+
+    def _log_samples(self, trainer: Trainer, per_class: int = 4) -> None:
+        """The top ``per_class`` proposals of each class as the W&B panel ``proposals``."""
+        manifest = pd.read_csv(self.out_dir / MANIFEST_FILE, keep_default_na=False)
+        top = manifest.sort_values("rank").groupby("proposed_label", sort=True).head(per_class)
+        captions = [f"{r.proposed_label} {r.score:.2f}" for r in top.itertuples()]
+        log_images(trainer, "proposals", [self.out_dir / p for p in top["image"]], captions)

@@ -15,15 +15,70 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
 
 from plankflux.errors import USER_ERRORS, describe
 from plankflux.layout import CONFIG_DIR
+
+# What Lightning's DDP launcher leaves in the environment of the process that started
+# the other ranks; a later sweep job must start its own ranks.
+_DDP_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+_ARGV_FLAGS_WITH_VALUE = {"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn"}
+
+
+def _single_job_argv(argv: list[str], job_overrides: list[str]) -> list[str]:
+    """``argv`` as a plain run of one sweep job: Hydra's flags (``--config-dir`` ...) kept,
+    ``-m`` and the sweep's overrides replaced by this job's overrides."""
+    kept, take_value = [argv[0]], False
+    for arg in argv[1:]:
+        if take_value:
+            kept.append(arg)
+            take_value = False
+        elif arg in ("-m", "--multirun"):
+            continue
+        elif arg.startswith("-"):
+            kept.append(arg)
+            take_value = arg in _ARGV_FLAGS_WITH_VALUE
+    return [*kept, *job_overrides]
+
+
+@contextmanager
+def _ddp_ranks_run_this_job():
+    """In a sweep job, make DDP's other ranks run this job in this job's folder.
+
+    Lightning starts the other ranks by re-running ``sys.argv`` with
+    ``hydra.run.dir=<HydraConfig run.dir>``. In a multirun that would start a whole new
+    sweep (``-m``) whose ``${now}`` resolves again into another folder; so during the job
+    ``sys.argv`` is this job's plain command and the run dir is the job's folder
+    (resolved once, here). Afterwards the process group is closed and Lightning's
+    variables removed, so that the next job starts its own ranks."""
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN or "LOCAL_RANK" in os.environ:
+        yield  # a plain run, or a rank started by Lightning or by SLURM
+        return
+    saved_argv, saved_env = sys.argv, {key: os.environ.get(key) for key in _DDP_ENV}
+    sys.argv = _single_job_argv(sys.argv, [str(o) for o in hc.overrides.task])
+    with read_write(hc), open_dict(hc):
+        hc.run.dir = hc.runtime.output_dir
+    try:
+        yield
+    finally:
+        sys.argv = saved_argv
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _reported(run: Callable[[DictConfig], object], verb: str) -> Callable[[DictConfig], object]:
@@ -32,7 +87,8 @@ def _reported(run: Callable[[DictConfig], object], verb: str) -> Callable[[DictC
 
         try:
             check_settings(cfg, verb)
-            return run(cfg)
+            with _ddp_ranks_run_this_job():
+                return run(cfg)
         except (*USER_ERRORS, InstantiationException) as err:
             if os.environ.get("PLANKFLUX_TRACEBACK"):
                 raise

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from torch.utils.data import DataLoader, Dataset
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from plankflux.errors import PlankfluxError
 
@@ -37,6 +40,54 @@ def generate_once(root: Path, generate: Callable[..., Path], **kwargs) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+class EpochShuffle(Sampler[int]):
+    """The training order of epoch ``e``, a function of the seed and ``e`` only.
+
+    Lightning calls :meth:`set_epoch` before each training epoch. Starting the epoch
+    also reseeds Python's, NumPy's and torch's global generators from (seed, e), from
+    which augmentation and dropout draw; so a run resumed from ``last.ckpt`` trains its
+    remaining epochs exactly as the run that was stopped would have (with loader
+    workers, only if they are not persistent). ``seed``: default, torch's initial seed
+    (``seed_everything(cfg.seed)``).
+    """
+
+    def __init__(self, n: int, seed: int | None = None):
+        self.n = n
+        self.seed = torch.initial_seed() if seed is None else int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        epoch_seed = (self.seed * 1_000_003 + self.epoch) % 2**32
+        random.seed(epoch_seed)
+        np.random.seed(epoch_seed)
+        torch.manual_seed(epoch_seed)
+        generator = torch.Generator().manual_seed(epoch_seed)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _eval_sampler(dataset: Dataset, split: str, unrepeated: bool):
+    """Under DDP, a sampler that gives each rank its share of a val/test/predict split
+    without the repeats by which Lightning's DistributedSampler evens out the shards, so
+    that synchronised metrics count every item once (None: Lightning's default)."""
+    if split == "train" or not unrepeated or not _distributed():
+        return None
+    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+    return UnrepeatedDistributedSampler(dataset, shuffle=False)
+
+
 def split_loader(
     dataset: Dataset,
     split: str,
@@ -44,16 +95,25 @@ def split_loader(
     eval_batch_size: int | None,
     num_workers: int,
     pin_memory: bool,
+    unrepeated_eval: bool = False,
 ) -> DataLoader:
-    """The DataLoader of one split: shuffled for ``train`` only, ``eval_batch_size``
-    (default ``batch_size``) elsewhere, and never ``drop_last`` outside training."""
+    """The DataLoader of one split: shuffled for ``train`` only (:class:`EpochShuffle`),
+    ``eval_batch_size`` (default ``batch_size``) elsewhere, and never ``drop_last``
+    outside training. With ``unrepeated_eval``, under DDP each evaluation item is seen
+    by exactly one rank (ranks may then run different numbers of batches: only for
+    models whose evaluation steps do not communicate across ranks)."""
     batch = batch_size if split == "train" else (eval_batch_size or batch_size)
     # BatchNorm cannot train on a batch of one: drop a last training batch of size 1 only.
     drop_last = split == "train" and len(dataset) % batch == 1
+    sampler = _eval_sampler(dataset, split, unrepeated_eval)
+    shuffle = split == "train"
+    if shuffle and not _distributed():  # (under DDP Lightning's DistributedSampler shuffles)
+        sampler, shuffle = EpochShuffle(len(dataset)), False
     return DataLoader(
         dataset,
         batch_size=batch,
-        shuffle=split == "train",
+        shuffle=shuffle,
+        sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
@@ -65,7 +125,10 @@ class SplitLoaders:
     """The four DataLoader hooks of a LightningDataModule over ``self._datasets``
     (``{"train": ..., "val": ..., "test": ..., "predict": ...}``, built in ``setup``),
     with the ``batch_size``, ``eval_batch_size``, ``num_workers`` and ``pin_memory``
-    hyper-parameters. Mix in before ``LightningDataModule``."""
+    hyper-parameters. Mix in before ``LightningDataModule``. ``unrepeated_eval``: see
+    :func:`split_loader`."""
+
+    unrepeated_eval = False
 
     def _loader(self, split: str) -> DataLoader:
         hp = self.hparams
@@ -76,6 +139,7 @@ class SplitLoaders:
             hp.eval_batch_size,
             hp.num_workers,
             hp.pin_memory,
+            self.unrepeated_eval,
         )
 
     def train_dataloader(self) -> DataLoader:

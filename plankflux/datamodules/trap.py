@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 
 class TrapDataModule(SplitLoaders, LightningDataModule):
+    # Paper A's evaluation steps do not communicate: each rank scores its own share of
+    # val/test images once, and the synchronised metrics equal one process's.
+    unrepeated_eval = True
+
     def __init__(
         self,
         root: str,

@@ -9,7 +9,7 @@ from functools import partial
 import torch
 from lightning import LightningModule
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassPrecision, MulticlassRecall
 
 from plankflux.models.components.resnet import build_resnet18
@@ -22,7 +22,9 @@ class ParticleClassifier(LightningModule):
     Batches are dicts from :class:`~plankflux.data.trap_dataset.TrapImageDataset`:
     ``image`` (B, 3, S, S), ``label`` (B,), ``row`` (B,). Logs ``{split}/loss``,
     ``{split}/acc``, macro precision/recall and, per class,
-    ``{split}/precision_<class>`` and ``{split}/recall_<class>``.
+    ``{split}/precision_<class>`` and ``{split}/recall_<class>``. Under DDP the
+    validation and test metrics are torchmetrics states summed over the ranks, so they
+    equal one process's (the trap DataModule gives each rank distinct images).
     ``predict_step`` returns ``{"row": (B,), "probs": (B, C)}``.
 
     The data settings (``image_size``, ``resize_mode``, ``normalize``) are stored in
@@ -63,6 +65,8 @@ class ParticleClassifier(LightningModule):
                 for split in ("val", "test")
             }
         )
+        # The mean loss over every val/test image, summed across DDP ranks (not rank 0's).
+        self.mean_loss = nn.ModuleDict({split: MeanMetric() for split in ("val", "test")})
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> logits (B, C)."""
@@ -84,7 +88,15 @@ class ParticleClassifier(LightningModule):
         logits = self(batch["image"])
         labels = batch["label"]
         loss = self.criterion(logits, labels)
-        self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        self.mean_loss[split].update(loss, weight=len(labels))
+        self.log(
+            f"{split}/loss",
+            self.mean_loss[split],
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(labels),
+        )
         self.metrics[split].update(logits, labels)
         return {"row": batch["row"], "pred": logits.argmax(dim=-1)}
 
@@ -104,7 +116,8 @@ class ParticleClassifier(LightningModule):
             flat[f"{split}/{name}_macro"] = per_class.mean()
             for class_name, value in zip(self.class_names, per_class, strict=True):
                 flat[f"{split}/{name}_{class_name}"] = value
-        self.log_dict(flat)
+        # compute() already synchronised these across ranks: every rank logs the same values.
+        self.log_dict(flat, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")

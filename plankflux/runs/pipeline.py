@@ -326,6 +326,7 @@ def fit_and_score_from_config(cfg: DictConfig) -> FitAndScore:
                 "_target_": "plankflux.callbacks.prediction_writer.EnsembleScoreWriter",
                 "out_dir": str(out_dir),
             }
+            stage.callbacks = None  # the training callbacks are not prediction's
         predict.run(stage)
         return out_dir / SCORES_FILE
 

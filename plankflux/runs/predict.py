@@ -2,7 +2,8 @@
 
 Writes ``scores.parquet`` (``particle_id``, ``member``, one score column per class)
 and ``scores.json`` (classes, member checkpoints) into the run folder; with
-``flux=true`` also ``flux/`` (per-member predictions and flux tables).
+``flux=true`` (or ``callbacks=flux_tables``) also ``flux/`` (per-member predictions and
+flux tables); with ``callbacks=voting_proposals`` the proposal folder ``proposals/``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from plankflux.callbacks.flux_tables import FluxTables
 from plankflux.layout import SCORES_FILE
 from plankflux.models.ensemble import EnsemblePredictor
+from plankflux.runs.train import build_trainer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,17 @@ def adopt_member_preprocessing(cfg: DictConfig, signature: dict) -> None:
         cfg.data.train_domains = [cfg.data.target_domain]
 
 
+def instantiate_callbacks(section: DictConfig | None) -> list:
+    """Every callback of a ``name: {_target_: ...}`` section (``callbacks=``)."""
+    if not section:
+        return []
+    return [
+        hydra.utils.instantiate(c, _convert_="all")
+        for c in section.values()
+        if c and "_target_" in c
+    ]
+
+
 def run(cfg: DictConfig) -> Path:
     checkpoints = (
         OmegaConf.to_container(cfg.checkpoints)
@@ -52,10 +66,10 @@ def run(cfg: DictConfig) -> Path:
     adopt_member_preprocessing(cfg, model.signature)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     writer = hydra.utils.instantiate(cfg.writer)
-    callbacks = [writer]
-    if cfg.get("flux"):
+    callbacks = [writer, *instantiate_callbacks(cfg.get("callbacks"))]
+    if cfg.get("flux") and not any(isinstance(c, FluxTables) for c in callbacks):
         callbacks.append(hydra.utils.instantiate(cfg.flux_tables))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=False)
+    trainer: L.Trainer = build_trainer(cfg, callbacks=callbacks, logger=False)
     trainer.predict(model, datamodule=datamodule, return_predictions=True)
     out = Path(writer.out_dir) / SCORES_FILE
     if trainer.is_global_zero and not len(datamodule.splits["predict"]):

@@ -18,9 +18,13 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from plankflux.callbacks.flux_tables import FluxTables
+from plankflux.callbacks.prediction_writer import EnsembleScoreWriter
+from plankflux.callbacks.voting_proposals import VotingProposals
 from plankflux.errors import PlankfluxError
 from plankflux.layout import CHECKPOINT_DIR, LAST_CHECKPOINT, METRICS_FILE, RUN_SETTINGS_FILE
 from plankflux.models.checkpoints import read_checkpoint
+from plankflux.runs import tracking
 from plankflux.utils.atomic import atomic_open, remove_partial_writes
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,20 @@ def _to_float(value) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _prediction_callbacks(callbacks: list) -> list:
+    return [
+        c for c in callbacks if isinstance(c, EnsembleScoreWriter | VotingProposals | FluxTables)
+    ]
+
+
+def _with_score_writer(callbacks: list, cfg: DictConfig) -> list:
+    """Voting proposals read the scores a score writer wrote: add one if none is listed."""
+    wanted = any(isinstance(c, VotingProposals) for c in callbacks)
+    if wanted and not any(isinstance(c, EnsembleScoreWriter) for c in callbacks):
+        callbacks.append(EnsembleScoreWriter(cfg.paths.output_dir))
+    return callbacks
+
+
 def run(cfg: DictConfig) -> dict:
     """Fit and/or test as configured; return the metrics also written to ``metrics.json``."""
     L.seed_everything(cfg.seed, workers=True)
@@ -49,11 +67,32 @@ def run(cfg: DictConfig) -> dict:
     model = hydra.utils.instantiate(
         cfg.model, class_names=list(datamodule.class_names), _convert_="all"
     )
-    callbacks = _instantiate_dict(cfg.get("callbacks"))
-    loggers = _instantiate_dict(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-    if loggers:
-        trainer.logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    callbacks = _with_score_writer(_instantiate_dict(cfg.get("callbacks")), cfg)
+    loggers = tracking.instantiate_loggers(cfg)
+    try:
+        summary = _fit_and_test(cfg, datamodule, model, callbacks, loggers)
+    except BaseException:
+        tracking.finish_loggers(loggers, failed=True)
+        raise
+    tracking.finish_loggers(loggers)
+    return summary
+
+
+def build_trainer(cfg: DictConfig, **kwargs) -> L.Trainer:
+    """The Trainer of ``cfg.trainer``; SyncBatchNorm (on in ``trainer=ddp``) is switched off
+    on CPUs, where torch has none, so ``trainer=ddp trainer.accelerator=cpu`` just works."""
+    trainer_cfg = cfg.trainer
+    if trainer_cfg.get("sync_batchnorm") and str(trainer_cfg.get("accelerator")) == "cpu":
+        log.info("sync_batchnorm needs GPUs: off for accelerator=cpu")
+        trainer_cfg = trainer_cfg.copy()
+        with open_dict(trainer_cfg):
+            trainer_cfg.sync_batchnorm = False
+    return hydra.utils.instantiate(trainer_cfg, **kwargs)
+
+
+def _fit_and_test(cfg: DictConfig, datamodule, model, callbacks: list, loggers: list) -> dict:
+    trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers)
+    tracking.log_hyperparams(loggers, cfg)
 
     if cfg.get("ckpt_path"):
         read_checkpoint(cfg.ckpt_path)  # a clear error for a missing or damaged file
@@ -73,6 +112,12 @@ def run(cfg: DictConfig) -> dict:
         ckpt = summary.get("best_checkpoint") or cfg.get("ckpt_path")
         results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
         summary["test"] = {k: _to_float(v) for k, v in (results[0] if results else {}).items()}
+
+    if _prediction_callbacks(trainer.callbacks):
+        # callbacks=[default,voting_proposals|flux_tables|prediction_scores]: the model's
+        # scores on the target domain, then what those callbacks write from them.
+        ckpt = summary.get("best_checkpoint") or cfg.get("ckpt_path")
+        trainer.predict(model, datamodule=datamodule, ckpt_path=ckpt, return_predictions=True)
 
     if trainer.is_global_zero:
         output_dir = Path(cfg.paths.output_dir)

@@ -86,8 +86,14 @@ def test_multirun_over_seeds_gives_one_run_dir_each(tmp_path):
 
 
 def test_last_checkpoint_is_the_last_epoch_and_a_crashed_run_resumes_from_it(tmp_path):
-    # mode=max keeps the *worst* val/loss as "best", so best and last epochs differ.
-    worst = ("callbacks.model_checkpoint.mode=max", "callbacks.early_stopping=null")
+    # Keeping the *highest* training loss as "best" (the first epoch's: training loss falls
+    # epoch after epoch, where the tiny val/loss may not) makes best and last epochs differ.
+    worst = (
+        "callbacks.model_checkpoint.monitor=train/loss",
+        "callbacks.model_checkpoint.mode=max",
+        "+callbacks.model_checkpoint.save_on_train_epoch_end=true",
+        "callbacks.early_stopping=null",
+    )
     _train(
         tmp_path,
         *worst,

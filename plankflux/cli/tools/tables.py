@@ -53,9 +53,20 @@ def add_parser(subparsers) -> None:
     clip.set_defaults(func=run_clip)
 
 
+def _report_unfinished(folder: str) -> None:
+    import sys
+
+    from plankflux.tables.unfinished import describe_unfinished
+
+    line = describe_unfinished(folder)
+    if line:
+        print(f"plankflux tables: {line}", file=sys.stderr)
+
+
 def run_ensemble(args: argparse.Namespace) -> int:
     from plankflux.tables.ensemble_metrics import write_ensemble_metrics
 
+    _report_unfinished(args.run)
     written = write_ensemble_metrics(args.run, args.out)
     print(f"wrote {len(written)} files to {args.out}")
     return 0
@@ -64,6 +75,7 @@ def run_ensemble(args: argparse.Namespace) -> int:
 def run_clip(args: argparse.Namespace) -> int:
     from plankflux.tables.clip_tables import TABLES, write_clip_tables
 
+    _report_unfinished(args.sweep)
     written = write_clip_tables(args.sweep, args.out, args.table or TABLES, n=args.n)
     print(f"wrote {len(written)} files to {args.out}: " + ", ".join(written))
     return 0
@@ -73,6 +85,7 @@ def run_study(args: argparse.Namespace) -> int:
     from plankflux.tables.studies import write_study_tables
 
     study = args.study or _study_from_sweep(args.sweep)
+    _report_unfinished(args.sweep)
     paths = write_study_tables(args.sweep, study, args.out)
     print(f"{study}: " + ", ".join(str(p) for p in paths.values()))
     return 0
