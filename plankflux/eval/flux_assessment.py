@@ -192,7 +192,9 @@ def _anova_tukey(
         row["significant"] = bool(row["p_value"] < alpha)
         anova_rows.append(row)
         if row["significant"] and min(map(len, samples)) >= 1:
-            hsd = stats.tukey_hsd(*samples)
+            with warnings.catch_warnings():  # no spread within treatments: inf statistics
+                warnings.simplefilter("ignore")
+                hsd = stats.tukey_hsd(*samples)
             ci = hsd.confidence_interval(confidence_level=1 - alpha)
             for i in range(len(treatments)):
                 for j in range(i + 1, len(treatments)):

@@ -150,7 +150,7 @@ def run_pipeline(
         steps.boost(
             scores,
             verified,
-            manifest["particle_id"],
+            None,  # Paper A: only images verified as a class are not proposed for it again
             campaign,
             ws.minboost,
             min_verified=settings.min_verified,

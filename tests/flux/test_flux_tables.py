@@ -230,8 +230,8 @@ def test_human_flux_is_the_original_annotation_of_every_particle():
     assert total["flux_mmol_m2_d"] == pytest.approx(2 * one, rel=1e-12)
     assert round(total["flux_mmol_m2_d"], 5) == 0.11650
     assert total["coverage"] == 1.0
-    revised = flux_by_sample(two_aggregates(("aggregate", "dense_detritus")),
-                             human_predictions(two_aggregates(("", ""))[0], column="label"))  # fmt: skip
+    relabelled = human_predictions(two_aggregates(("", ""))[0], column="label")
+    revised = flux_by_sample(two_aggregates(("aggregate", "dense_detritus")), relabelled)
     assert round(row(revised, "S", "total")["flux_mmol_m2_d"], 5) == 0.05825
     assert row(revised, "S", "total")["coverage"] == 0.5
 
