@@ -142,6 +142,19 @@ def test_summary_accuracy_and_flux_tables(simulated_run):
         assert summary["accuracy"][treatment]["per_member"] == [1.0, 1.0]  # an oracle
     assert (ws.flux / "flux_summary.csv").is_file()
     assert set(summary["flux_mae_vs_measured"]) >= {"ood", "top1k", "verify", "minboost"}
+    # The human reference is the original annotation of every target particle.
+    assert summary["human_reference"]["column"] == "label_original"
+    assert summary["human_reference"]["coverage_min"] == 1.0
+    assert summary["human_reference"]["compared"] is True
+    assert set(summary["flux_mae_vs_human"]) >= {"ood", "verify"}
+    claims = {c["claim"]: c for c in summary["claims"]}
+    assert len(claims) == 4
+    accuracy = claims["target accuracy: OOD < +verify"]
+    assert accuracy["arms"]["ood"]["values"] == [1.0, 1.0]  # the oracle: no spread, no test
+    assert accuracy["holds"] is None and accuracy["p"] is None
+    effort = claims["review effort: images shown / target images"]
+    shown = sum(e["shown"] for e in summary["review_effort"].values())
+    assert effort["value"] == pytest.approx(shown / summary["target_images"])
 
 
 def test_a_rerun_resumes_without_training_again(simulated_run):
