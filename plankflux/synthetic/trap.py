@@ -163,17 +163,22 @@ _LOOK: dict[str, tuple[tuple[float, float, float], float, tuple[float, float]]] 
     "noise": ((0.60, 0.60, 0.60), 0.35, (0.20, 0.60)),
 }
 
-# Which class a human confuses each class with, in the original (older) labels.
+# Which class a human confuses each class with, in the original (older) labels. The
+# choices are plausible look-alikes whose carbon (Table 1, at the particle's ESD) roughly
+# cancels over each class's list: e.g. an aggregate read as a phytoplankton cell gains
+# carbon and one read as noise or a rhizarian loses it, and no aggregate is read as a
+# (far denser) pellet. So the original annotation's flux stays close to the true and the
+# measured flux, as in Paper A (human labels vs measured: MAE 0.71 on RR).
 _CONFUSABLE = {
-    "aggregate": ("short_pellet", "mini_pellet", "noise"),
-    "long_pellet": ("short_pellet",),
-    "short_pellet": ("long_pellet", "mini_pellet", "aggregate"),
-    "mini_pellet": ("short_pellet", "aggregate"),
-    "salp_pellet": ("aggregate", "short_pellet"),
+    "aggregate": ("noise", "phyto_round", "rhizaria"),
+    "long_pellet": ("short_pellet", "salp_pellet"),
+    "short_pellet": ("long_pellet", "mini_pellet"),
+    "mini_pellet": ("short_pellet", "phyto_round"),
+    "salp_pellet": ("long_pellet", "aggregate"),
     "rhizaria": ("aggregate", "phyto_round"),
     "phyto_dino": ("aggregate", "rhizaria"),
     "phyto_long": ("fiber_sharp", "aggregate"),
-    "phyto_round": ("mini_pellet", "aggregate"),
+    "phyto_round": ("aggregate", "rhizaria"),
     "swimmer": ("aggregate", "fiber_sharp"),
     "fiber_blur": ("noise", "aggregate"),
     "fiber_sharp": ("swimmer", "phyto_long"),
