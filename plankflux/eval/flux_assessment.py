@@ -29,7 +29,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from plankflux.eval.metrics import report_in_original_scheme, summarise_reports
+from plankflux.eval.metrics import (
+    report_in_original_scheme,
+    summarise_reports,
+    to_original_scheme_labels,
+)
 from plankflux.flux.predictions import HUMAN, ORIGINAL_LABEL, REVISED, human_predictions
 from plankflux.flux.tables import FULL_COVERAGE, TOTAL
 from plankflux.utils.atomic import write_csv_atomic
@@ -50,12 +54,14 @@ PR_COLUMNS = ("treatment", "member", "class", "precision", "recall", "f1", "supp
 PR_ANOVA_COLUMNS = ("metric", "class", *ANOVA_COLUMNS[2:])
 PR_TUKEY_COLUMNS = ("metric", "class", *TUKEY_COLUMNS[2:])
 HUMAN_REFERENCE_COLUMNS = ("sample_id", "coverage", "compared")
+ACCURACY_COLUMNS = ("treatment", "member", "n_particles", "accuracy")
 FILES = {
     "mae": "flux_mae_by_member.csv",
     "mae_summary": "flux_mae_summary.csv",
     "anova": "flux_anova.csv",
     "tukey": "flux_tukey.csv",
     "human_reference": "human_reference.csv",
+    "accuracy_original": "accuracy_original.csv",
     "precision_recall": "precision_recall_original.csv",
     "pr_anova": "precision_recall_anova.csv",
     "pr_tukey": "precision_recall_tukey.csv",
@@ -248,6 +254,29 @@ def precision_recall_original(
     return pd.concat(frames, ignore_index=True)[list(PR_COLUMNS)]
 
 
+def accuracy_original(particles: pd.DataFrame, predictions: pd.DataFrame | None) -> pd.DataFrame:
+    """Accuracy in the original scheme against ``label_original`` per treatment × member,
+    over the predicted particles that have an original annotation (pass predictions
+    with the training labels fixed: the labels each treatment gives the whole target,
+    as in Figure 7 and the flux). Columns :data:`ACCURACY_COLUMNS`; ``human`` and
+    ``revised`` are left out."""
+    if predictions is None or predictions.empty:
+        return pd.DataFrame(columns=list(ACCURACY_COLUMNS))
+    original = particles.set_index(particles["particle_id"].astype(str))[ORIGINAL_LABEL]
+    original = original[original.fillna("").astype(str) != ""]
+    preds = predictions[~predictions["treatment"].isin([HUMAN, REVISED])]
+    preds = preds[preds["particle_id"].astype(str).isin(original.index)]
+    truth = to_original_scheme_labels(original.loc[preds["particle_id"].astype(str)].to_numpy())
+    correct = to_original_scheme_labels(preds["label"].to_numpy()) == truth
+    out = (
+        preds.assign(correct=correct)
+        .groupby(["treatment", "member"], sort=False)["correct"]
+        .agg(n_particles="size", accuracy="mean")
+        .reset_index()
+    )
+    return out[list(ACCURACY_COLUMNS)]
+
+
 def precision_recall_anova(
     pr: pd.DataFrame, alpha: float = 0.05
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -286,6 +315,7 @@ def assess_flux(by_sample, samples, particles=None, predictions=None, alpha=0.05
     tables = {"mae": mae, "mae_summary": summarise_mae(mae), "anova": anova, "tukey": tukey,
               "human_reference": human_reference(by_sample)}  # fmt: skip
     if particles is not None and (particles[ORIGINAL_LABEL].astype(str) != "").any():
+        tables["accuracy_original"] = accuracy_original(particles, predictions)
         pr = precision_recall_original(particles, predictions)
         tables["precision_recall"] = pr
         tables["pr_anova"], tables["pr_tukey"] = precision_recall_anova(pr, alpha)

@@ -149,8 +149,11 @@ def test_summary_accuracy_and_flux_tables(simulated_run):
     assert set(summary["flux_mae_vs_human"]) >= {"ood", "verify"}
     claims = {c["claim"]: c for c in summary["claims"]}
     assert len(claims) == 4
-    accuracy = claims["target accuracy: OOD < +verify"]
-    assert accuracy["arms"]["ood"]["values"] == [1.0, 1.0]  # the oracle: no spread, no test
+    accuracy = claims["target accuracy vs the original annotation: OOD < +verify"]
+    # The oracle's members agree (no spread, no test) with the true classes, which the
+    # original annotation matches for about 80 % of particles.
+    values = accuracy["arms"]["ood"]["values"]
+    assert len(values) == 2 and values[0] == values[1] and 0.6 < values[0] < 0.95
     assert accuracy["holds"] is None and accuracy["p"] is None
     effort = claims["review effort: images shown / target images"]
     shown = sum(e["shown"] for e in summary["review_effort"].values())
