@@ -25,9 +25,9 @@ Train pairs are flipped together with p=0.5: the image left-right and the profil
 in time, because the particle passes the beam along the image's horizontal axis.
 
 Size scalars (docs/paper_b.md: "image (H, W) of the raw image / 224, profile raw L / 224"):
-H and W are taken *after* removing the scale bar, i.e. the particle's crop, since
-the bar's fixed 25 px carry no size information; both divide by ``size_unit`` (224,
-not the configurable model input size, so tiny runs see the same scalars).
+H and W are those of the original image as stored, scale bar included (Paper B: the
+"original image size (prior to cropping and padding)"); both divide by ``size_unit``
+(224, not the configurable model input size, so tiny runs see the same scalars).
 
 Randomness comes from torch: the global generator (seeded per worker by Lightning)
 or an explicit ``generator`` for reproducible tests.
@@ -212,7 +212,7 @@ class PairTransform:
     """One particle -> model inputs, with the joint flip on training pairs.
 
     Returns ``{"image": (1, S, S), "profile": (6, T), "image_size": (2,) = (H, W) of the
-    image without its scale bar / size_unit, "profile_length": (1,) = L / size_unit}``.
+    raw image (scale bar included) / size_unit, "profile_length": (1,) = L / size_unit}``.
     """
 
     def __init__(
@@ -233,7 +233,7 @@ class PairTransform:
 
     def __call__(self, image, profile, generator=None) -> dict[str, torch.Tensor]:
         raw = image_to_tensor(image)
-        h, w = raw.shape[-2] - self.scale_bar_px, raw.shape[-1]
+        h, w = raw.shape[-2], raw.shape[-1]  # before the scale-bar crop and padding
         length = len(profile)
         image_t = self.image(raw, generator)
         profile_t = self.profile(profile, generator)

@@ -2,18 +2,25 @@
 
 * MAE (mmol C m⁻² d⁻¹) per treatment and member, over samples, against the measured
   bulk flux (``total`` only) and against the human-label flux (every class group and
-  ``total``): :func:`flux_mae`, summarised as mean ± sd (ddof=1) over members.
+  ``total``): :func:`flux_mae`, summarised as mean ± sd (ddof=1) over members. The
+  human-label flux is Paper A's: the original annotation of *every* particle of the
+  target. A sample whose particles it does not all annotate is not compared
+  (:func:`human_reference` lists the coverage; :func:`human_reference_note` says why).
 * One-way ANOVA across treatments of the per-member MAEs (``scipy.stats.f_oneway``),
   per reference and class group; Tukey HSD (``scipy.stats.tukey_hsd``) where
   p < ``alpha``: :func:`anova_tukey`. The ``human`` treatment is left out of both.
-* Precision/recall against the older human labels (``label_original``) in the
-  original annotation scheme (:func:`precision_recall_original`), per treatment and
-  member, plus the ``human`` re-annotation (the campaign's current labels) as the
-  reference a model can be held to.
+* Figure 7: precision/recall per class against the original annotation
+  (``label_original``) of the whole target in the original scheme (noise + bubble =
+  unidentifiable): :func:`precision_recall_original`, per treatment and member (each
+  particle a treatment trained on counts with its training label), plus the
+  ``revised`` labels (the relabelling experiment: ``label`` against
+  ``label_original``) as the reference lines; one-way ANOVA and Tukey HSD across
+  treatments per class and metric: :func:`precision_recall_anova`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -22,10 +29,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from plankflux.eval.metrics import report_in_original_scheme, summarise_reports
-from plankflux.flux.predictions import HUMAN, human_predictions
-from plankflux.flux.tables import TOTAL
+from plankflux.eval.metrics import (
+    report_in_original_scheme,
+    summarise_reports,
+    to_original_scheme_labels,
+)
+from plankflux.flux.predictions import HUMAN, ORIGINAL_LABEL, REVISED, human_predictions
+from plankflux.flux.tables import FULL_COVERAGE, TOTAL
 from plankflux.utils.atomic import write_csv_atomic
+
+log = logging.getLogger(__name__)
 
 MAE_COLUMNS = ("treatment", "member", "reference", "class_group", "n_samples", "mae_mmol_m2_d")
 MAE_SUMMARY_COLUMNS = ("treatment", "reference", "class_group", "n_members", "mae_mean", "mae_sd")
@@ -38,21 +51,64 @@ TUKEY_COLUMNS = (
     "ci_high", "p_value", "significant",
 )  # fmt: skip
 PR_COLUMNS = ("treatment", "member", "class", "precision", "recall", "f1", "support")
+PR_ANOVA_COLUMNS = ("metric", "class", *ANOVA_COLUMNS[2:])
+PR_TUKEY_COLUMNS = ("metric", "class", *TUKEY_COLUMNS[2:])
+HUMAN_REFERENCE_COLUMNS = ("sample_id", "coverage", "compared")
+ACCURACY_COLUMNS = ("treatment", "member", "n_particles", "accuracy")
 FILES = {
     "mae": "flux_mae_by_member.csv",
     "mae_summary": "flux_mae_summary.csv",
     "anova": "flux_anova.csv",
     "tukey": "flux_tukey.csv",
+    "human_reference": "human_reference.csv",
+    "accuracy_original": "accuracy_original.csv",
     "precision_recall": "precision_recall_original.csv",
+    "pr_anova": "precision_recall_anova.csv",
+    "pr_tukey": "precision_recall_tukey.csv",
 }
+
+
+def human_reference(by_sample: pd.DataFrame) -> pd.DataFrame:
+    """Per sample of the ``human`` treatment: the fraction of its particles the human
+    reference annotates and whether it is compared (only a full annotation is).
+    Columns :data:`HUMAN_REFERENCE_COLUMNS`; empty without a ``human`` treatment."""
+    human = by_sample[(by_sample["treatment"] == HUMAN) & (by_sample["class_group"] == TOTAL)]
+    coverage = human.groupby("sample_id", sort=False)["coverage"].mean()
+    return pd.DataFrame(
+        {
+            "sample_id": coverage.index.astype(str),
+            "coverage": coverage.to_numpy(dtype=np.float64),
+            "compared": (coverage >= FULL_COVERAGE).to_numpy(),
+        },
+        columns=list(HUMAN_REFERENCE_COLUMNS),
+    )
+
+
+def human_reference_note(reference: pd.DataFrame) -> str:
+    """One sentence on the human reference: compared, or why (part of it) is not."""
+    if reference.empty:
+        return "no human annotation: model fluxes are compared with the measured flux only"
+    partial = reference[~reference["compared"]]
+    if partial.empty:
+        return f"human labels annotate every particle of all {len(reference)} samples: compared"
+    low, high = partial["coverage"].min(), partial["coverage"].max()
+    span = f"{low:.2f}" if np.isclose(low, high) else f"{low:.2f}-{high:.2f}"
+    return (
+        f"human labels annotate only a fraction ({span}) of the particles of "
+        f"{len(partial)} of {len(reference)} samples: their flux is reported with its "
+        "coverage but not compared there, since a flux summed over part of a sample "
+        "is not that sample's flux (Paper A's reference is the original annotation "
+        f"of every particle, column {ORIGINAL_LABEL})"
+    )
 
 
 def flux_mae(by_sample: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     """MAE per treatment × member × reference × class group; columns :data:`MAE_COLUMNS`.
 
     ``measured``: |total flux − measured bulk flux| averaged over the samples with a
-    measured value. ``human``: |flux − human-label flux| over the samples the
-    ``human`` treatment reports (model treatments only).
+    measured value. ``human``: |flux − human-label flux| over the samples whose every
+    particle the ``human`` treatment annotates (model treatments only; a partially
+    annotated sample is skipped with a warning, see :func:`human_reference_note`).
     """
     keys = ["treatment", "member", "reference", "class_group"]
     parts = []
@@ -66,6 +122,12 @@ def flux_mae(by_sample: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
             total[ok].assign(reference="measured", err=(total["flux_mmol_m2_d"] - ref)[ok].abs())
         )
     human = by_sample[by_sample["treatment"] == HUMAN]
+    reference = human_reference(by_sample)
+    if len(reference) and not reference["compared"].all():
+        log.warning("%s", human_reference_note(reference))
+    human = human[
+        human["sample_id"].astype(str).isin(reference.loc[reference["compared"], "sample_id"])
+    ]
     if len(human):
         href = human.groupby(["sample_id", "class_group"])["flux_mmol_m2_d"].mean()
         model = by_sample[by_sample["treatment"] != HUMAN]
@@ -104,12 +166,23 @@ def anova_tukey(mae: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, p
     Per (reference, class group). Rows where ANOVA cannot run (fewer than two
     treatments, or no treatment with two members) carry a ``note`` and empty values.
     """
-    anova_rows, tukey_rows = [], []
     model = mae[mae["treatment"] != HUMAN]
-    for (reference, group), part in model.groupby(["reference", "class_group"], sort=False):
+    return _anova_tukey(model, ["reference", "class_group"], "mae_mmol_m2_d", alpha)
+
+
+def _anova_tukey(
+    frame: pd.DataFrame, by: list[str], value: str, alpha: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One-way ANOVA of ``value`` across treatments per ``by`` group; Tukey HSD where
+    p < alpha. Columns: ``by`` then :data:`ANOVA_COLUMNS` / :data:`TUKEY_COLUMNS` after
+    their first two. Missing values (e.g. an undefined precision) are left out."""
+    anova_rows, tukey_rows = [], []
+    frame = frame[frame[value].notna()]
+    for key, part in frame.groupby(by, sort=False):
+        key = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
         treatments = list(dict.fromkeys(part["treatment"]))
-        samples = [part.loc[part["treatment"] == t, "mae_mmol_m2_d"].to_numpy() for t in treatments]
-        row = {"reference": reference, "class_group": group, "n_treatments": len(treatments),
+        samples = [part.loc[part["treatment"] == t, value].to_numpy(float) for t in treatments]
+        row = {**key, "n_treatments": len(treatments),
                "n_values": int(sum(map(len, samples))), "f_statistic": np.nan,
                "p_value": np.nan, "significant": False, "note": ""}  # fmt: skip
         if len(treatments) < 2 or max(map(len, samples)) < 2:
@@ -125,38 +198,50 @@ def anova_tukey(mae: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, p
         row["significant"] = bool(row["p_value"] < alpha)
         anova_rows.append(row)
         if row["significant"] and min(map(len, samples)) >= 1:
-            hsd = stats.tukey_hsd(*samples)
+            with warnings.catch_warnings():  # no spread within treatments: inf statistics
+                warnings.simplefilter("ignore")
+                hsd = stats.tukey_hsd(*samples)
             ci = hsd.confidence_interval(confidence_level=1 - alpha)
             for i in range(len(treatments)):
                 for j in range(i + 1, len(treatments)):
                     tukey_rows.append({
-                        "reference": reference, "class_group": group,
-                        "treatment_a": treatments[i], "treatment_b": treatments[j],
+                        **key, "treatment_a": treatments[i], "treatment_b": treatments[j],
                         "mean_diff": float(hsd.statistic[i, j]),
                         "ci_low": float(ci.low[i, j]), "ci_high": float(ci.high[i, j]),
                         "p_value": float(hsd.pvalue[i, j]),
                         "significant": bool(hsd.pvalue[i, j] < alpha),
                     })  # fmt: skip
     return (
-        pd.DataFrame(anova_rows, columns=list(ANOVA_COLUMNS)),
-        pd.DataFrame(tukey_rows, columns=list(TUKEY_COLUMNS)),
+        pd.DataFrame(anova_rows, columns=[*by, *ANOVA_COLUMNS[2:]]),
+        pd.DataFrame(tukey_rows, columns=[*by, *TUKEY_COLUMNS[2:]]),
     )
 
 
 def precision_recall_original(
     particles: pd.DataFrame, predictions: pd.DataFrame | None, train_counts=None
 ) -> pd.DataFrame:
-    """P/R/F1 in the original scheme against ``label_original``; columns :data:`PR_COLUMNS`.
+    """Figure 7: P/R/F1 per class in the original scheme against ``label_original``.
 
-    Per treatment × member over the particles that have a ``label_original`` and a
-    prediction; the ``human`` treatment (added from the campaign's labels when
-    absent) is the re-annotation reference. Class rows, then ``macro`` and ``weighted``.
+    Per treatment × member over the predicted particles that have a
+    ``label_original`` (pass the predictions with the training labels fixed, so the
+    whole target counts); columns :data:`PR_COLUMNS`, class rows then ``macro`` and
+    ``weighted``. The ``revised`` treatment (the campaign's revised ``label`` against
+    the original annotation, on the particles that have both and lie in the predicted
+    domains) is the relabelling reference; a ``human`` treatment (the original
+    annotation itself) is left out.
     """
-    original = particles.set_index(particles["particle_id"].astype(str))["label_original"]
-    original = original[original.astype(str) != ""]
-    preds = human_predictions(particles) if predictions is None else predictions
-    if HUMAN not in set(preds["treatment"]):
-        preds = pd.concat([preds, human_predictions(particles)], ignore_index=True)
+    original = particles.set_index(particles["particle_id"].astype(str))[ORIGINAL_LABEL]
+    original = original[original.fillna("").astype(str) != ""]
+    preds = pd.DataFrame(columns=["particle_id", "treatment", "member", "label"])
+    if predictions is not None:
+        preds = predictions[~predictions["treatment"].isin([HUMAN, REVISED])]
+    predicted = set(preds["particle_id"].astype(str))
+    in_scope = particles
+    if predicted and "domain" in particles.columns:
+        domains = set(particles.loc[particles["particle_id"].astype(str).isin(predicted), "domain"])
+        in_scope = particles[particles["domain"].isin(domains)]
+    revised = human_predictions(in_scope, REVISED, column="label")
+    preds = pd.concat([preds, revised], ignore_index=True)
     preds = preds[preds["particle_id"].astype(str).isin(original.index)]
     frames = []
     for (treatment, member), part in preds.groupby(["treatment", "member"], sort=False):
@@ -167,6 +252,44 @@ def precision_recall_original(
     if not frames:
         return pd.DataFrame(columns=list(PR_COLUMNS))
     return pd.concat(frames, ignore_index=True)[list(PR_COLUMNS)]
+
+
+def accuracy_original(particles: pd.DataFrame, predictions: pd.DataFrame | None) -> pd.DataFrame:
+    """Accuracy in the original scheme against ``label_original`` per treatment × member,
+    over the predicted particles that have an original annotation (pass predictions
+    with the training labels fixed: the labels each treatment gives the whole target,
+    as in Figure 7 and the flux). Columns :data:`ACCURACY_COLUMNS`; ``human`` and
+    ``revised`` are left out."""
+    if predictions is None or predictions.empty:
+        return pd.DataFrame(columns=list(ACCURACY_COLUMNS))
+    original = particles.set_index(particles["particle_id"].astype(str))[ORIGINAL_LABEL]
+    original = original[original.fillna("").astype(str) != ""]
+    preds = predictions[~predictions["treatment"].isin([HUMAN, REVISED])]
+    preds = preds[preds["particle_id"].astype(str).isin(original.index)]
+    truth = to_original_scheme_labels(original.loc[preds["particle_id"].astype(str)].to_numpy())
+    correct = to_original_scheme_labels(preds["label"].to_numpy()) == truth
+    out = (
+        preds.assign(correct=correct)
+        .groupby(["treatment", "member"], sort=False)["correct"]
+        .agg(n_particles="size", accuracy="mean")
+        .reset_index()
+    )
+    return out[list(ACCURACY_COLUMNS)]
+
+
+def precision_recall_anova(
+    pr: pd.DataFrame, alpha: float = 0.05
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One-way ANOVA across model treatments of per-member precision and of recall,
+    per class (Fig. 7), then Tukey HSD where p < alpha. Columns
+    :data:`PR_ANOVA_COLUMNS`, :data:`PR_TUKEY_COLUMNS`; the ``revised`` reference is
+    left out."""
+    model = pr[~pr["treatment"].isin([HUMAN, REVISED])]
+    long = model.melt(
+        id_vars=["treatment", "member", "class"], value_vars=["precision", "recall"],
+        var_name="metric", value_name="value",
+    )  # fmt: skip
+    return _anova_tukey(long, ["metric", "class"], "value", alpha)
 
 
 def summarise_precision_recall(pr: pd.DataFrame) -> pd.DataFrame:
@@ -182,12 +305,20 @@ def summarise_precision_recall(pr: pd.DataFrame) -> pd.DataFrame:
 
 
 def assess_flux(by_sample, samples, particles=None, predictions=None, alpha=0.05) -> dict:
-    """Every assessment table, keyed like :data:`FILES` (P/R only with ``particles``)."""
+    """Every assessment table, keyed like :data:`FILES` (P/R only with ``particles``).
+
+    ``predictions``: the model predictions with the training labels already fixed
+    (:func:`~plankflux.flux.predictions.with_fixed_labels`), for Figure 7.
+    """
     mae = flux_mae(by_sample, samples)
     anova, tukey = anova_tukey(mae, alpha)
-    tables = {"mae": mae, "mae_summary": summarise_mae(mae), "anova": anova, "tukey": tukey}
-    if particles is not None and (particles["label_original"].astype(str) != "").any():
-        tables["precision_recall"] = precision_recall_original(particles, predictions)
+    tables = {"mae": mae, "mae_summary": summarise_mae(mae), "anova": anova, "tukey": tukey,
+              "human_reference": human_reference(by_sample)}  # fmt: skip
+    if particles is not None and (particles[ORIGINAL_LABEL].astype(str) != "").any():
+        tables["accuracy_original"] = accuracy_original(particles, predictions)
+        pr = precision_recall_original(particles, predictions)
+        tables["precision_recall"] = pr
+        tables["pr_anova"], tables["pr_tukey"] = precision_recall_anova(pr, alpha)
     return tables
 
 

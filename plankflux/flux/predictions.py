@@ -13,7 +13,13 @@ label        str     the class this member gives the particle (14-class or group
 
 A ``(particle_id, treatment, member)`` appears at most once. Particles absent for a
 treatment/member simply add no carbon (see ``coverage`` in the flux tables). The
-``human`` treatment is the campaign's own labels (:func:`human_predictions`).
+``human`` treatment is the campaign's *original* human annotation, as in Paper A's
+Figures 5–7 (:func:`human_predictions`): ``label_original`` of every particle that has
+one, in the original scheme; a campaign with no ``label_original`` at all falls back to
+its ``label`` column. Its ``coverage`` says which fraction of a sample it annotates, and
+a human reference that does not cover a whole sample is not compared (the flux
+assessment says so). The revised labels (``label``) are what models train and are
+tested on; as a treatment (``revised``) they are the relabelling reference of Figure 7.
 Particles used in training keep their verified label: pass them as ``fixed_labels``
 (:func:`with_fixed_labels`), which adds or overrides them for every member.
 The ensemble's score table (``scores.parquet``: ``particle_id, member`` then one
@@ -30,9 +36,12 @@ import numpy as np
 import pandas as pd
 
 from plankflux.data.campaign import Campaign, load_campaign
+from plankflux.data.classes import to_original_scheme
 from plankflux.layout import PREDICTION_COLUMNS
 
 HUMAN = "human"
+REVISED = "revised"
+ORIGINAL_LABEL = "label_original"
 
 
 def as_frames(campaign) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -46,15 +55,35 @@ def as_frames(campaign) -> tuple[pd.DataFrame, pd.DataFrame]:
     return particles, samples
 
 
-def human_predictions(particles: pd.DataFrame, treatment: str = HUMAN) -> pd.DataFrame:
-    """The campaign's own labels as a predictions table (member 0, labelled rows only)."""
-    labelled = particles[particles["label"].astype(str) != ""]
+def human_label_column(particles: pd.DataFrame) -> str:
+    """The column the human reference comes from: ``label_original`` (Paper A's
+    original annotation) when any particle has one, else ``label``."""
+    if ORIGINAL_LABEL in particles.columns:
+        if (particles[ORIGINAL_LABEL].fillna("").astype(str) != "").any():
+            return ORIGINAL_LABEL
+    return "label"
+
+
+def human_predictions(
+    particles: pd.DataFrame, treatment: str = HUMAN, column: str | None = None
+) -> pd.DataFrame:
+    """Human labels as a predictions table (member 0, annotated rows only).
+
+    ``column``: ``label_original`` (mapped to the original scheme, old names included,
+    so carbon can be looked up), ``label``, or ``None`` for :func:`human_label_column`.
+    """
+    column = column or human_label_column(particles)
+    values = particles[column].fillna("").astype(str)
+    annotated = particles[values != ""]
+    labels = values[values != ""].tolist()
+    if column == ORIGINAL_LABEL:
+        labels = to_original_scheme(labels)
     return pd.DataFrame(
         {
-            "particle_id": labelled["particle_id"].astype(str).to_numpy(),
+            "particle_id": annotated["particle_id"].astype(str).to_numpy(),
             "treatment": treatment,
-            "member": np.zeros(len(labelled), dtype=np.int64),
-            "label": labelled["label"].astype(str).to_numpy(),
+            "member": np.zeros(len(annotated), dtype=np.int64),
+            "label": np.asarray(labels, dtype=object),
         }
     )
 
@@ -134,7 +163,7 @@ def with_fixed_labels(
             {"particle_id": list(map(str, fixed_labels)), "label": list(fixed_labels.values())}
         )
     combos = predictions[["treatment", "member"]].drop_duplicates()
-    combos = combos[combos["treatment"] != HUMAN]
+    combos = combos[~combos["treatment"].isin([HUMAN, REVISED])]
     if "treatment" in fixed.columns:
         unknown = sorted(set(fixed["treatment"]) - set(combos["treatment"]))
         if unknown:

@@ -42,6 +42,7 @@ from plankflux.flux.predictions import (
     HUMAN,
     as_frames,
     check_predictions,
+    human_label_column,
     human_predictions,
     with_fixed_labels,
 )
@@ -59,8 +60,10 @@ FLUX_SUMMARY_COLUMNS = (
     "sample_id", "domain", "depth_m", "treatment", "class_group", "n_members",
     "flux_mean_mmol_m2_d", "flux_sd_members", "n_particles_mean", "counting_sd_mmol_m2_d",
     "combined_sd_mmol_m2_d", "ci95_low", "ci95_high", "coverage",
-    "human_flux_mmol_m2_d", "measured_flux_mmol_m2_d", "measured_flux_sd",
+    "human_flux_mmol_m2_d", "human_coverage", "measured_flux_mmol_m2_d", "measured_flux_sd",
 )  # fmt: skip
+#: A human reference is compared only on samples whose particles it annotates in full.
+FULL_COVERAGE = 1.0 - 1e-9
 
 
 def _sample_denominator(samples: pd.DataFrame, needed: np.ndarray) -> np.ndarray:
@@ -195,7 +198,10 @@ def summarise_flux(by_sample: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFra
     """Per sample × treatment × class group over members: columns :data:`FLUX_SUMMARY_COLUMNS`.
 
     ``human_flux_mmol_m2_d`` is the ``human`` treatment's flux (mean over its members)
-    where the table has one; ``measured_flux_*`` (bulk POC) sit on ``total`` rows only.
+    where the table has one and it annotates every particle of the sample;
+    ``human_coverage`` is the fraction it annotates (a partial human flux is reported on
+    the ``human`` rows with its coverage, never set beside a model's).
+    ``measured_flux_*`` (bulk POC) sit on ``total`` rows only.
     """
     keys = ["sample_id", "domain", "depth_m", "treatment", "class_group"]
     squared = by_sample.assign(counting_var=by_sample["counting_sd_mmol_m2_d"] ** 2)
@@ -216,11 +222,11 @@ def summarise_flux(by_sample: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFra
     out["ci95_high"] = out["flux_mean_mmol_m2_d"] + half
 
     human = out[out["treatment"] == HUMAN].set_index(["sample_id", "class_group"])
-    out["human_flux_mmol_m2_d"] = (
-        pd.MultiIndex.from_frame(out[["sample_id", "class_group"]])
-        .map(human["flux_mean_mmol_m2_d"].to_dict().get)
-        .astype(np.float64)
-    )
+    keys_index = pd.MultiIndex.from_frame(out[["sample_id", "class_group"]])
+    coverage = keys_index.map(human["coverage"].to_dict().get).astype(np.float64)
+    flux = keys_index.map(human["flux_mean_mmol_m2_d"].to_dict().get).astype(np.float64)
+    out["human_coverage"] = coverage
+    out["human_flux_mmol_m2_d"] = np.where(coverage >= FULL_COVERAGE, flux, np.nan)
     measured = samples.set_index(samples["sample_id"].astype(str))
     for column in ("measured_flux_mmol_m2_d", "measured_flux_sd"):
         values = measured[column] if column in measured.columns else pd.Series(dtype=float)
@@ -238,21 +244,22 @@ def flux_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(flux_by_sample, flux_summary)``; without predictions, human labels only.
 
-    With ``include_human`` a ``human`` treatment (the campaign's labels, restricted to
-    the predicted domains) is added when the predictions have none and any labels exist.
+    With ``include_human`` a ``human`` treatment (the original annotation of the same
+    samples, :func:`~plankflux.flux.predictions.human_predictions`) is added when the
+    predictions have none and any particle is annotated; its ``coverage`` says whether
+    it annotates every particle of a sample.
     """
     particles, samples = as_frames(campaign)
     if predictions is None:
         by_sample = flux_by_sample((particles, samples), None, allometry)
         return by_sample, summarise_flux(by_sample, samples)
     by_sample = flux_by_sample((particles, samples), predictions, allometry, fixed_labels)
-    labelled = particles["label"].astype(str) != ""
-    if include_human and labelled.any() and not (predictions["treatment"] == HUMAN).any():
-        # The human labels of the same samples, so every model row has its reference.
+    if include_human and not (predictions["treatment"] == HUMAN).any():
+        # The human reference of the same samples, so every model row has its reference.
         reported = pd.unique(by_sample["sample_id"])
-        own = labelled & particles["sample_id"].astype(str).isin(reported)
-        if own.any():
-            human = human_predictions(particles[own])
+        own = particles["sample_id"].astype(str).isin(reported)
+        human = human_predictions(particles[own], column=human_label_column(particles))
+        if len(human):
             by_human = flux_by_sample((particles, samples), human, allometry, None, list(reported))
             by_sample = pd.concat([by_sample, by_human], ignore_index=True)
     return by_sample, summarise_flux(by_sample, samples)

@@ -9,9 +9,17 @@ folders:
   "not that class" in a minboost round (``mode="minboost"``, where the proposed class
   is the only one offered; a file moved anyway still counts as relabelled).
 
+A minboost particle proposed for two classes has a row and a file in each of the two
+class folders; the expert's placement decides: the row of the folder it is left in
+is ``confirmed``, the other ``rejected``; deleted from both, both are ``rejected``;
+moved to a third class folder, its first row is ``relabelled`` and the other
+``rejected``. So ``verified.csv`` has one row per manifest row, and at most one kept
+row per particle.
+
 Anything else is an error: a file not in the manifest, a file outside the class
 folders, a sub-folder that is not a class, a manifest file present in two class
-folders, a missing or unreadable manifest. All of them are collected and raised as
+folders (for a particle proposed for both: left in both, i.e. not decided), a
+missing or unreadable manifest. All of them are collected and raised as
 one :class:`VerificationError` listing every offending path, and nothing is written.
 Operating-system clutter (``.DS_Store``, ``._*``, ``Thumbs.db``, ``desktop.ini``) is
 ignored.
@@ -107,20 +115,32 @@ def read_manifest(
                 f"{path} line {line}: image {image!r} is not the file of particle_id {pid!r} "
                 "(was the manifest sorted or edited?)"
             )
-    for column in ("particle_id", "file"):
-        for value in sorted(set(frame.loc[frame[column].duplicated(), column])):
-            problems.append(f"{path}: {column} {value!r} listed more than once")
+    twice = frame.duplicated(["particle_id", "proposed_label"])
+    for value in sorted(set(frame.loc[twice, "particle_id"])):
+        problems.append(f"{path}: particle_id {value!r} listed more than once for one class")
+    names = frame.groupby("file")["particle_id"].nunique()
+    for value in sorted(names.index[names > 1]):
+        problems.append(f"{path}: file {value!r} listed more than once")
     return (None if problems else frame), problems
+
+
+def proposed_folders(manifest: pd.DataFrame) -> dict[str, set[str]]:
+    """Manifest file name -> the class folders it was proposed in (two for a particle
+    minboost proposed for two classes)."""
+    return manifest.groupby("file")["proposed_label"].agg(set).to_dict()
 
 
 def scan_proposal_folder(
     proposal_dir: str | os.PathLike,
     classes: Sequence[str],
     particle_ids: Collection[str] | None = None,
-) -> tuple[pd.DataFrame, dict[str, str]]:
+    decided: bool = True,
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Check an edited proposal folder; return its manifest and where each file now is.
 
-    The mapping is manifest file name -> class folder it lies in (absent = deleted).
+    The mapping is manifest file name -> the class folders it lies in (absent =
+    deleted). With ``decided`` every file must lie in at most one folder; otherwise a
+    file proposed for several classes may still lie in those (as written).
     Raises :class:`VerificationError` listing every problem.
     """
     proposal_dir = Path(proposal_dir)
@@ -153,13 +173,20 @@ def scan_proposal_folder(
                 problems.append(f"{item.path}: file not in the manifest")
             else:
                 found.setdefault(item.name, []).append(folder.name)
+    proposed = proposed_folders(manifest) if manifest is not None else {}
     for name, where in sorted(found.items()):
-        if len(where) > 1:
+        if len(where) > 1 and (decided or not set(where) <= proposed.get(name, set())):
             paths = ", ".join(str(proposal_dir / c / name) for c in where)
-            problems.append(f"{name}: present in {len(where)} class folders: {paths}")
+            hint = (
+                "; it was proposed for several classes: leave it in the folder of its "
+                "class only and delete the other copies"
+                if len(proposed.get(name, ())) > 1
+                else ""
+            )
+            problems.append(f"{name}: present in {len(where)} class folders: {paths}{hint}")
     if problems:
         raise VerificationError(proposal_dir, problems)
-    return manifest, {name: where[0] for name, where in found.items()}
+    return manifest, found
 
 
 def ingest_verification(
@@ -185,15 +212,27 @@ def ingest_verification(
     return verified
 
 
-def verdicts(manifest: pd.DataFrame, location: Mapping[str, str]) -> pd.DataFrame:
+def verdicts(manifest: pd.DataFrame, location: Mapping[str, str | Sequence[str]]) -> pd.DataFrame:
     """The verified table of a manifest (with its ``file`` column, as
     :func:`read_manifest` gives it) from where each file ended up: manifest file name ->
-    class folder, absent = deleted. The one place verdicts are made from decisions:
-    the folder ingest and ``plankflux review`` both call it."""
-    now = pd.Series([location.get(name, "") for name in manifest["file"]], index=manifest.index)
+    its class folder (or folders), absent = deleted. The one place verdicts are made
+    from decisions: the folder ingest and ``plankflux review`` both call it."""
+    where = {k: [v] if isinstance(v, str) else list(v) for k, v in location.items()}
+    proposed = proposed_folders(manifest)
+    now = pd.Series([where.get(name, [""])[0] for name in manifest["file"]], index=manifest.index)
     action = pd.Series("relabelled", index=manifest.index)
     action[now == manifest["proposed_label"]] = "confirmed"
     action[now == ""] = "rejected"
+    # A particle proposed for several classes: only one row keeps its label (see above).
+    other_row = [
+        now_at != label and now_at in proposed[name]
+        for name, label, now_at in zip(
+            manifest["file"], manifest["proposed_label"], now, strict=True
+        )
+    ]
+    moved_again = (action == "relabelled") & manifest["file"].duplicated()
+    action[pd.Series(other_row, index=manifest.index) | moved_again] = "rejected"
+    now[action == "rejected"] = ""
     return pd.DataFrame(
         {"particle_id": manifest["particle_id"], "label": now, "action": action}
     ).reset_index(drop=True)

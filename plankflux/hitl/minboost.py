@@ -3,14 +3,16 @@
 For every class with fewer than ``min_verified`` verified images (``confirmed`` or
 ``relabelled`` with that label), the candidates are the particles that lie in *every*
 member's top-``k`` scores for that class (per member: rank by that member's score for
-the class, ties at the cut kept), minus every particle already shown to the expert.
-Score = mean over members of the class's score; rank within class as in
+the class, ties at the cut kept), minus the particles already verified *as that
+class*. Score = mean over members of the class's score; rank within class as in
 :func:`~plankflux.hitl.voting.top_k_per_class`. They go into a second proposal folder
 (:func:`~plankflux.hitl.proposals.write_proposal_folder`) for the expert to prune.
 
-A particle that qualifies for two short classes is proposed once, for the class with
-the higher mean score (the earlier class in the class list on a tie), so it appears in
-one class folder only.
+As in Paper A (mpic ``scripts/minboost.py``), each short class is handled on its own:
+a particle that qualifies for two short classes is proposed in both class folders
+(the ingest keeps the class folder the expert leaves it in), and an image the expert
+deleted before, or verified as another class, may be proposed again. ``shown_ids``
+optionally excludes further particles from every class (not in the paper).
 """
 
 from __future__ import annotations
@@ -42,16 +44,18 @@ def short_classes(
 def minboost_candidates(
     scores: pd.DataFrame,
     verified: pd.DataFrame,
-    shown_ids: Iterable[str],
+    shown_ids: Iterable[str] = (),
     classes: Sequence[str] | None = None,
     min_verified: int = 100,
     k: int = 1000,
 ) -> pd.DataFrame:
     """Minboost proposals: ``particle_id``, ``proposed_label``, ``score``, ``rank``.
 
-    ``scores``: the per-member score table; ``verified``: a ``verified.csv`` table
-    (its particles count as shown too); ``shown_ids``: every particle already shown
-    (e.g. the ids of earlier manifests). Rows are ordered by class, rank, particle_id.
+    ``scores``: the per-member score table; ``verified``: a ``verified.csv`` table (a
+    particle verified as a class is not proposed for it again); ``shown_ids``:
+    particles to leave out of every class (default none, as the paper). One row per
+    (particle, short class) pair that qualifies, so a particle may appear under two
+    classes. Rows are ordered by class, rank, particle_id.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -64,21 +68,21 @@ def minboost_candidates(
         return order_proposals(empty.astype({"score": float, "rank": "int64"}), classes)
 
     sub = probs[:, :, columns]  # (M, N, W)
-    in_every_top = (rank_descending(sub, axis=1) <= k).all(axis=0)  # (N, W)
-    shown = set(map(str, shown_ids)) | set(verified["particle_id"].astype(str))
-    in_every_top &= ~np.isin(ids.astype(str), list(shown))[:, None]
+    qualifies = (rank_descending(sub, axis=1) <= k).all(axis=0)  # (N, W)
+    ids_text = ids.astype(str)
+    qualifies &= ~np.isin(ids_text, list(map(str, shown_ids)))[:, None]
+    kept = verified[verified["action"].isin(KEPT_ACTIONS)]
+    for w, cls in enumerate(weak):  # verified as this class: not proposed for it again
+        done = kept.loc[kept["label"] == cls, "particle_id"].astype(str)
+        qualifies[:, w] &= ~np.isin(ids_text, done.to_numpy())
     mean = sub.mean(axis=0)  # (N, W)
 
-    # One class per particle: the qualifying class with the highest mean score.
-    masked = np.where(in_every_top, mean, -np.inf)
-    best = masked.argmax(axis=1)
-    keep = in_every_top.any(axis=1)
-    rows = np.flatnonzero(keep)
+    rows, cols = np.nonzero(qualifies)
     frame = pd.DataFrame(
         {
-            "particle_id": ids[rows].astype(str),
-            "proposed_label": np.asarray(weak, dtype=object)[best[rows]],
-            "score": mean[rows, best[rows]],
+            "particle_id": ids_text[rows],
+            "proposed_label": np.asarray(weak, dtype=object)[cols],
+            "score": mean[rows, cols],
         }
     )
     rank = frame.groupby("proposed_label", sort=False)["score"].rank(method="min", ascending=False)

@@ -8,7 +8,9 @@ Layout of a proposal folder ``<dir>``::
 
 ``manifest.csv`` columns: ``particle_id``, ``image`` (path relative to ``<dir>``, with
 ``/``, e.g. ``aggregate/RR01_000012__RR01_000012.png``), ``proposed_label``, ``score``,
-``rank``, then any constant ``manifest_extra`` columns. ``<key>`` is the particle id
+``rank``, then any constant ``manifest_extra`` columns. A particle proposed for two
+classes (minboost handles each class on its own) has a row and a file in each of
+the two class folders, under the same file name. ``<key>`` is the particle id
 with characters outside ``[A-Za-z0-9._-]`` (and leading dots) replaced by ``_``; when
 that changes the id, or two ids would clash on a case-insensitive file system, a short
 hash of the id is appended, so every file name is unique and maps back to one particle.
@@ -102,10 +104,11 @@ def manifest_frame(
     if missing:
         raise ValueError(f"proposals lack column(s) {missing}")
     ids = proposals["particle_id"].astype(str)
-    duplicated = sorted(set(ids[ids.duplicated()]))
-    if duplicated:
-        raise ValueError(f"particles proposed more than once: {duplicated[:20]}")
     labels = proposals["proposed_label"].astype(str)
+    twice = pd.DataFrame({"id": ids, "label": labels}).duplicated()
+    if twice.any():  # one particle may sit in two class folders (minboost), not twice in one
+        duplicated = sorted(set(ids[twice.to_numpy()]))
+        raise ValueError(f"particles proposed more than once for one class: {duplicated[:20]}")
     unknown = sorted(set(labels) - set(classes))
     if unknown:
         raise ValueError(f"proposed label(s) not in the class list: {unknown}")
@@ -114,7 +117,10 @@ def manifest_frame(
     if absent:
         raise ValueError(f"{len(absent)} proposed particle(s) not in the campaign: {absent[:20]}")
     images = particles.loc[ids, "image"].tolist()
-    names = proposal_file_names(ids.tolist(), images)
+    unique_ids = list(dict.fromkeys(ids))  # a particle in two class folders: one file name
+    unique_names = proposal_file_names(unique_ids, particles.loc[unique_ids, "image"].tolist())
+    name_of = dict(zip(unique_ids, unique_names, strict=True))
+    names = [name_of[pid] for pid in ids]
     frame = pd.DataFrame(
         {
             "particle_id": ids.to_numpy(),

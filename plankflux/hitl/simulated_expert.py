@@ -105,15 +105,19 @@ def simulate_expert(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     proposal_dir = Path(proposal_dir)
     classes = list(classes) if classes is not None else _class_folders(proposal_dir)
-    manifest, location = scan_proposal_folder(proposal_dir, classes)
+    manifest, location = scan_proposal_folder(proposal_dir, classes, decided=False)
     available = set(classes)
+    proposed_in = manifest.groupby("file")["proposed_label"].agg(set).to_dict()
 
-    plan = []  # (file, now, target or "" to delete)
+    # One decision per manifest row, i.e. per copy: a particle proposed for two classes
+    # (minboost) has a copy in each folder; the one of its true class stays, the other goes.
+    plan = []  # (file, folder of this row's copy now or "", target or "" to delete)
     counts = {"confirmed": 0, "moved": 0, "deleted": 0, "unknown": 0}
     for pid, name, proposed in zip(
         manifest["particle_id"], manifest["file"], manifest["proposed_label"], strict=True
     ):
         true = truth.get(pid, "")
+        where = location.get(name, [])
         if pid in ambiguous:
             target = ""
         elif not true:
@@ -121,12 +125,16 @@ def simulate_expert(
             counts["unknown"] += 1
         elif true == proposed:
             target = proposed
-        elif mode == "verify" and true in available:
+        elif mode == "verify" and true in available and true not in proposed_in[name]:
             target = true
         else:
             target = ""
         counts["deleted" if not target else "confirmed" if target == proposed else "moved"] += 1
-        plan.append((name, location.get(name, ""), target))
+        if proposed in where:
+            now = proposed
+        else:  # already handled: moved to its target, or deleted
+            now = target if target in where else ""
+        plan.append((name, now, target))
 
     if plan and counts["unknown"] == len(plan):
         raise PlankfluxError(

@@ -8,7 +8,8 @@ adaptation"); the files they write are named in :mod:`plankflux.layout`.
 
 * :func:`propose` – step 3: unanimous votes, top ``k`` per class, into a proposal folder;
 * :func:`boost` – step 5: every member's top ``k`` for the classes with few verified
-  images, minus what was shown, into a second folder;
+  images, each class on its own, minus the images verified as that class, into a
+  second folder;
 * :func:`simulate`, :func:`simulate_and_ingest` – step 4 in experiments: the simulated
   expert edits a folder from known labels, then the edits are read as a person's are;
 * :func:`review_effort`, :func:`kept_labels`, :func:`write_training_labels` – what the
@@ -60,7 +61,7 @@ def propose(
 def boost(
     scores: pd.DataFrame,
     verified: pd.DataFrame,
-    shown_ids: Iterable[str],
+    shown_ids: Iterable[str] | None,
     campaign: Campaign,
     out_dir: str | os.PathLike,
     min_verified: int = 100,
@@ -68,10 +69,14 @@ def boost(
     link: bool = False,
 ) -> pd.DataFrame:
     """Minboost candidates of the short classes, written into ``out_dir/<class>/``;
-    the manifest's ``round`` column says ``minboost``. Returns the candidates."""
+    the manifest's ``round`` column says ``minboost``. Returns the candidates.
+
+    ``shown_ids``: particles to leave out of every class; ``None`` (Paper A) leaves
+    out only the images verified as the class in question.
+    """
     classes = list(campaign.classes)
     candidates = minboost_candidates(
-        scores, verified, set(shown_ids), classes, min_verified=min_verified, k=k
+        scores, verified, set(shown_ids or ()), classes, min_verified=min_verified, k=k
     )
     write_proposal_folder(
         candidates, campaign, out_dir, link=link, manifest_extra={"round": "minboost"}

@@ -12,12 +12,13 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassPrecision, MulticlassRecall
 
-from plankflux.models.components.resnet import build_resnet18
+from plankflux.models.components.member import build_member
 from plankflux.optim.schedules import OptimizerFactory, SchedulerFactory, configure_optimization
 
 
 class ParticleClassifier(LightningModule):
-    """Cross-entropy training of a ResNet-18 member over the campaign's classes.
+    """Cross-entropy training of a ResNet-18 member over the campaign's classes
+    (``backbone="efficientnet_lite0"``: an ImageNet start offline, not the paper's).
 
     Batches are dicts from :class:`~plankflux.data.trap_dataset.TrapImageDataset`:
     ``image`` (B, 3, S, S), ``label`` (B,), ``row`` (B,). Logs ``{split}/loss``,
@@ -41,12 +42,14 @@ class ParticleClassifier(LightningModule):
         image_size: int = 224,
         resize_mode: str = "resize",
         normalize: str | None = "none",
+        backbone: str = "resnet18",
     ):
         super().__init__()
         # The factories are configuration, not state: kept out of the checkpoint.
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.class_names = list(class_names)
-        self.net = build_resnet18(len(self.class_names), weights)
+        # Paper A's member is ResNet-18; ``efficientnet_lite0`` is a CPU-demo option.
+        self.net = build_member(len(self.class_names), backbone, weights)
         # Paper A: AdamW, lr 1e-3, weight decay 1e-2, no schedule (docs/paper_a.md).
         self.optimizer_factory = optimizer or partial(torch.optim.AdamW, lr=1e-3, weight_decay=1e-2)
         self.scheduler_factory = scheduler

@@ -14,7 +14,8 @@ and skipped when its output is complete, so a stopped run resumes where it stopp
    unverified proposals; ``verify``; ``minboost``) and their scores on the target
    particles they did not train on;
 7. ``flux/`` and ``summary.json``: flux tables, assessment and figures per treatment,
-   and target accuracy per treatment.
+   target accuracy per treatment, and Paper A's claims tested over members
+   (:mod:`plankflux.eval.claims`).
 
 :func:`run_pipeline` is the orchestration, free of Hydra: it calls the steps of
 :mod:`plankflux.hitl.steps` and a ``fit_and_score`` function for the training stages
@@ -37,8 +38,10 @@ import pandas as pd
 from omegaconf import DictConfig, open_dict
 
 from plankflux.data.campaign import Campaign, load_campaign
-from plankflux.eval.flux_assessment import FILES
-from plankflux.flux.predictions import predictions_from_scores
+from plankflux.data.classes import to_original_scheme
+from plankflux.eval import claims as claims_lib
+from plankflux.eval.flux_assessment import FILES, human_reference_note
+from plankflux.flux.predictions import human_label_column, predictions_from_scores
 from plankflux.hitl import steps
 from plankflux.hitl.review import review_time
 from plankflux.layout import (
@@ -169,7 +172,7 @@ def run_pipeline(
         steps.boost(
             scores,
             verified,
-            manifest["particle_id"],
+            None,  # Paper A: only images verified as a class are not proposed for it again
             campaign,
             ws.minboost,
             min_verified=settings.min_verified,
@@ -207,6 +210,9 @@ def run_pipeline(
         t: accuracy_by_member(p, classes, target["label"], held_out)
         for t, p in treatment_scores.items()
     }
+    # Minboost's classes: those the verification left short.
+    counts = kept["label"].value_counts()
+    rare = [c for c in classes if counts.get(c, 0) < settings.min_verified]
     summary = {
         "target": settings.target,
         "members": list(settings.members),
@@ -216,10 +222,13 @@ def run_pipeline(
             for stage, folder in (("verify", ws.proposals), ("minboost", ws.minboost))
             if (time := review_time(folder)) is not None
         },
+        "target_images": int((particles["domain"] == settings.target).sum()),
         "held_out_particles": len(held_out),
         "accuracy": {t: _mean_sd(a) for t, a in accuracy.items()},
+        "rare_classes": rare,
     }
     summary.update(flux_stage(ws, campaign, treatment_scores, labels, settings.members))
+    summary["claims"] = paper_a_claims(summary)
     with atomic_open(ws.summary) as handle:
         json.dump(summary, handle, indent=2)
     print(format_summary(summary))
@@ -273,12 +282,95 @@ def flux_stage(
     out = ws.flux
     make_flux_figures(FluxInputs(campaign, predictions, None, fixed), out)
     mae = pd.read_csv(out / FILES["mae"], keep_default_na=False, na_values=[""])
-    total = mae[(mae["reference"] == "measured") & (mae["class_group"] == "total")]
-    by_treatment = total.groupby("treatment", sort=False)["mae_mmol_m2_d"].mean()
-    return {
-        "flux_dir": str(out),
-        "flux_mae_vs_measured": {t: float(v) for t, v in by_treatment.items()},
+    reference = pd.read_csv(out / FILES["human_reference"], keep_default_na=False)
+    result = {"flux_dir": str(out)}
+    for ref in ("measured", "human"):
+        total = mae[(mae["reference"] == ref) & (mae["class_group"] == "total")]
+        per_member = total.groupby("treatment", sort=False)["mae_mmol_m2_d"].agg(list)
+        result[f"flux_mae_vs_{ref}"] = {t: float(np.mean(v)) for t, v in per_member.items()}
+        result[f"flux_mae_vs_{ref}_by_member"] = {
+            t: [float(x) for x in v] for t, v in per_member.items()
+        }
+    accuracy = pd.read_csv(out / FILES["accuracy_original"], keep_default_na=False)
+    per_member = accuracy.groupby("treatment", sort=False)["accuracy"].agg(list)
+    result["accuracy_vs_original"] = {
+        t: _mean_sd([float(x) for x in v]) for t, v in per_member.items()
     }
+    # Recall of the rare classes (original scheme) against the original annotation.
+    pr_path = out / FILES["precision_recall"]
+    result["rare_recall_vs_original"] = {}
+    if pr_path.is_file():
+        pr = pd.read_csv(pr_path, keep_default_na=False, na_values=[""])
+        result["rare_recall_vs_original"] = _rare_recall(pr, ws.minboost / MANIFEST_FILE)
+    result["human_reference"] = {
+        "column": human_label_column(campaign.particles),
+        "coverage_min": float(reference["coverage"].min()) if len(reference) else None,
+        "compared": bool(len(reference) and reference["compared"].all()),
+        "note": human_reference_note(reference),
+    }
+    return result
+
+
+def _rare_recall(pr: pd.DataFrame, manifest: Path) -> dict:
+    """Per treatment and member, the mean recall (original scheme, against the original
+    annotation) over the classes minboost proposed for: ``{"classes": [...],
+    treatment: [per member], ...}``; empty without minboost proposals."""
+    boosted = pd.read_csv(manifest, dtype=str) if manifest.is_file() else None
+    if boosted is None or boosted.empty:
+        return {}
+    groups = sorted(set(to_original_scheme(boosted["proposed_label"])))
+    rows = pr[pr["class"].isin(groups) & (pr["support"] > 0)]
+    per_member = rows.groupby(["treatment", "member"], sort=False)["recall"].mean()
+    out: dict[str, list[float]] = {}
+    for (treatment, _), value in per_member.items():
+        out.setdefault(treatment, []).append(float(value))
+    return {"classes": groups, **out}
+
+
+def paper_a_claims(summary: dict) -> list[dict]:
+    """Paper A's claims on this run, tested over ensemble members (Welch t)."""
+    found = []
+    accuracy = {t: v["per_member"] for t, v in summary.get("accuracy_vs_original", {}).items()}
+    found.append(
+        claims_lib.compare(
+            "target accuracy vs the original annotation: OOD < +verify", "ood",
+            accuracy.get("ood"), "verify", accuracy.get("verify"), "<",
+            "accuracy (original scheme) of the labels each treatment gives the whole target "
+            "(its training labels where it trained on a particle, else the member's "
+            "prediction) against label_original, per member",
+        )
+    )  # fmt: skip
+    human = summary.get("flux_mae_vs_human_by_member", {})
+    note = "" if summary["human_reference"]["compared"] else summary["human_reference"]["note"]
+    found.append(
+        claims_lib.compare(
+            "flux MAE vs the original annotation: OOD > +verify", "ood", human.get("ood"),
+            "verify", human.get("verify"), ">",
+            "MAE of the total flux against the human-label flux over the target's samples, "
+            "per member (mmol C m-2 d-1)", note=note,
+        )
+    )  # fmt: skip
+    rare_recall = summary.get("rare_recall_vs_original", {})
+    rare = ", ".join(rare_recall.get("classes", [])) or "none proposed"
+    found.append(
+        claims_lib.compare(
+            "+minboost helps rare classes: recall +minboost > +verify", "minboost",
+            rare_recall.get("minboost"), "verify", rare_recall.get("verify"), ">",
+            f"mean recall against the original annotation over the classes minboost "
+            f"proposed for ({rare}), per member",
+        )
+    )  # fmt: skip
+    shown = sum(e.get("shown", 0) for e in summary["review_effort"].values())
+    images = summary["target_images"]
+    fraction = shown / images if images else None
+    found.append(
+        claims_lib.descriptive(
+            "review effort: images shown / target images", "fraction", fraction,
+            None if fraction is None else fraction < 1,
+            f"{shown} images shown to the expert (verification + minboost) of {images}",
+        )
+    )  # fmt: skip
+    return found
 
 
 def format_summary(summary: dict) -> str:
@@ -297,17 +389,40 @@ def format_summary(summary: dict) -> str:
             f"{time['images']} images"
             + (f", {per_image:.1f} s per image" if per_image is not None else "")
         )
-    lines.append(f"  accuracy on {summary['held_out_particles']} held-out labelled target images:")
+    lines.append(
+        f"  accuracy on {summary['held_out_particles']} held-out labelled target images"
+        " (revised labels; none of them trained on by any treatment):"
+    )
     for treatment, acc in summary["accuracy"].items():
         sd = f" ± {acc['sd']:.3f}" if acc["sd"] is not None else ""
         mae = summary.get("flux_mae_vs_measured", {}).get(treatment)
         flux = f"; flux MAE vs measured {mae:.2f} mmol C m-2 d-1" if mae is not None else ""
         mean = f"{acc['mean']:.3f}" if acc["mean"] is not None else "n/a"
         lines.append(f"    {treatment:9s} {mean}{sd}{flux}")
+    if summary.get("accuracy_vs_original"):
+        lines.append("  accuracy of each treatment's target labels vs the original annotation:")
+        for treatment, acc in summary["accuracy_vs_original"].items():
+            sd = f" ± {acc['sd']:.3f}" if acc["sd"] is not None else ""
+            lines.append(f"    {treatment:9s} {acc['mean']:.3f}{sd}")
+    reference = summary.get("human_reference")
     human = summary.get("flux_mae_vs_measured", {}).get("human")
-    if human is not None:
-        lines.append(f"  human-label flux MAE vs measured: {human:.2f} mmol C m-2 d-1")
-    lines.append(f"  flux tables and Figures 5-8: {summary.get('flux_dir')}")
+    if reference is not None:
+        coverage = reference["coverage_min"]
+        shown = f"{coverage:.2f}" if coverage is not None else "n/a"
+        lines.append(
+            f"  human-label flux ({reference['column']}, coverage >= {shown}): "
+            + (
+                f"MAE vs measured {human:.2f} mmol C m-2 d-1"
+                if human is not None and reference["compared"]
+                else reference["note"]
+            )
+        )
+    for treatment, mae in summary.get("flux_mae_vs_human", {}).items():
+        lines.append(f"    {treatment:9s} flux MAE vs human labels {mae:.2f} mmol C m-2 d-1")
+    if summary.get("claims"):
+        lines.append("  Paper A's claims, over members (Welch t, two-sided, alpha 0.05):")
+        lines.extend(claims_lib.format_claims(summary["claims"], indent="    "))
+    lines.append(f"  flux tables and Figures 3, 5-8: {summary.get('flux_dir')}")
     return "\n".join(lines)
 
 

@@ -231,6 +231,62 @@ def gallery_curves(results: pd.DataFrame) -> pd.DataFrame:
     return _sorted(out, keys)
 
 
+# --------------------------------------------------------------------------- claims
+
+
+def _units(rows: pd.DataFrame) -> tuple[pd.Series, str]:
+    """Accuracy per replicate: a trained model's fold (mean over gallery draws), or the
+    draws themselves when an arm has a single fold."""
+    per_fold = rows.groupby(["run", "fold"])["accuracy"].mean()
+    if len(per_fold) >= 2:
+        return per_fold, "folds"
+    return rows["accuracy"], "gallery draws"
+
+
+def _arms(a: pd.DataFrame, b: pd.DataFrame) -> tuple[list[float], list[float], str]:
+    ua, kind_a = _units(a)
+    ub, kind_b = _units(b)
+    if kind_a != kind_b:  # compare like with like
+        ua, ub, kind_a = a["accuracy"], b["accuracy"], "gallery draws"
+    note = (
+        ""
+        if kind_a == "folds"
+        else "one trained model per arm: the draws of the gallery are the replicates, "
+        "so the test covers gallery sampling, not training"
+    )
+    return [100 * float(x) for x in ua], [100 * float(x) for x in ub], note
+
+
+def paper_b_claims(results: pd.DataFrame, n: int | None = None) -> list[dict]:
+    """Paper B's orderings at gallery size ``n`` (default: the largest), tested with
+    Welch's t over folds (or gallery draws when an arm has one fold):
+    I+P->I+P above I->I and above P->P (in-domain CLIP), InfoNCE at least Sigmoid
+    (in-domain I+P->I+P), CLIP I->I above DINO I->I (where DINO was evaluated)."""
+    from plankflux.eval.claims import compare
+
+    rows = _at_n(results, n)
+    clip = rows[(rows["model"] == "clip") & (rows["train_data"] == rows["eval_data"])]
+    infonce = clip[clip["method"] == "InfoNCE"]
+    main = infonce if len(infonce) else clip
+    found = []
+    quantity = "k-NN accuracy (%), in-domain CLIP"
+    for single in ("I->I", "P->P"):
+        a, b, note = _arms(main[main["setup"] == "I+P->I+P"], main[main["setup"] == single])
+        found.append(compare(f"I+P > {single[0]}: I+P->I+P > {single}", "I+P->I+P", a, single,
+                             b, ">", quantity, note=note))  # fmt: skip
+    both = clip[clip["setup"] == "I+P->I+P"]
+    a, b, note = _arms(both[both["method"] == "InfoNCE"], both[both["method"] == "Sigmoid"])
+    found.append(compare("InfoNCE >= Sigmoid (I+P->I+P)", "InfoNCE", a, "Sigmoid", b, ">",
+                         quantity, kind="at_least", note=note))  # fmt: skip
+    dino = rows[(rows["method"] == "DINO") & (rows["setup"] == "I->I")]
+    clip_ii = rows[(rows["method"] == "InfoNCE") & (rows["setup"] == "I->I")]
+    clip_ii = clip_ii[clip_ii["domains"].isin(set(dino["domains"]))]
+    a, b, note = _arms(clip_ii, dino)
+    found.append(compare("CLIP I->I > DINO I->I", "CLIP", a, "DINO", b, ">",
+                         "k-NN accuracy (%), image galleries and queries", note=note))  # fmt: skip
+    return found
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -361,4 +417,19 @@ def write_clip_tables(
         written.update({p.name: p for p in paths})
     if not written:
         raise ValueError(f"no table could be built from {sweep}: " + "; ".join(skipped))
+    claims = paper_b_claims(results, n)
+    paths = [out / "claims.json", out / "claims.md"]
+    with atomic_open(paths[0]) as handle:
+        json.dump(claims, handle, indent=2)
+    with atomic_open(paths[1]) as handle:
+        handle.write(claims_markdown(claims, n))
+    written.update({p.name: p for p in paths})
     return written
+
+
+def claims_markdown(claims: Sequence[dict], n: int) -> str:
+    """Paper B's claims as printed lines under a heading (``claims.md``)."""
+    from plankflux.eval.claims import format_claims
+
+    head = f"Paper B's claims at n = {n} per class (Welch t, two-sided, alpha 0.05):"
+    return "\n".join([head, *format_claims(claims)]) + "\n"

@@ -1,11 +1,18 @@
-"""Figures 5–8 of Paper A (flux assessment), each as PNG, PDF and the CSV it plots.
+"""Figures 3 and 5–8 of Paper A, each as PNG, PDF and the CSV it plots.
 
-* Figure 5 ``fig5_human_vs_measured``: human-label total flux vs measured bulk flux
-  per sample, 1:1 line, MAE in the title.
+* Figure 3 ``fig3_labelled_counts``: labelled particles per class and domain (the
+  revised ``label``), with a campaign only.
+* Figure 5 ``fig5_human_vs_measured``: human-label total flux (the original
+  annotation of every particle) vs measured bulk flux per sample, 1:1 line, MAE in the
+  title; samples the human labels do not annotate in full are not plotted (the title
+  says so).
 * Figure 6 ``fig6_mae_by_treatment``: MAE (mean ± sd over members) by treatment,
   against measured flux and against human-label flux (total).
-* Figure 7 ``fig7_precision_recall``: precision and recall by class (original scheme)
-  and treatment, mean ± sd over members, the human re-annotation as black ticks.
+* Figure 7 ``fig7_precision_recall``: precision and recall by class against the
+  original annotation of the whole target (original scheme: noise + bubble =
+  unidentifiable) and treatment, mean ± sd over members; the relabelling agreement
+  (revised vs original labels) as grey lines; ``*`` over a class where the one-way
+  ANOVA across treatments gives p < 0.05 (Tukey HSD in ``precision_recall_tukey.csv``).
 * Figure 8 ``fig8_flux_profiles``: flux vs depth per class group (columns) and domain
   (rows): model treatments (mean ± combined sd), human labels and measured flux.
 
@@ -27,9 +34,22 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from plankflux.eval.flux_assessment import FILES, assess_flux, summarise_mae, write_assessment
-from plankflux.flux.predictions import HUMAN, as_frames
-from plankflux.flux.tables import FLUX_SUMMARY_FILE, TOTAL, flux_tables, write_flux_tables
+from plankflux.data.classes import TRAP_CLASSES
+from plankflux.eval.flux_assessment import (
+    FILES,
+    assess_flux,
+    human_reference_note,
+    summarise_mae,
+    write_assessment,
+)
+from plankflux.flux.predictions import HUMAN, REVISED, as_frames, with_fixed_labels
+from plankflux.flux.tables import (
+    FLUX_SUMMARY_FILE,
+    FULL_COVERAGE,
+    TOTAL,
+    flux_tables,
+    write_flux_tables,
+)
 from plankflux.utils.atomic import atomic_path, write_csv_atomic
 
 UNITS = "mmol C m$^{-2}$ d$^{-1}$"
@@ -67,8 +87,32 @@ def _colours(names) -> dict[str, tuple]:
     return {name: cmap(i % 10) for i, name in enumerate(names)}
 
 
+def figure3(particles: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Labelled particles (revised ``label``) per class and domain, as Paper A's Fig. 3."""
+    labelled = particles[particles["label"].astype(str) != ""]
+    domains = list(dict.fromkeys(particles["domain"].astype(str)))
+    known = [c for c in TRAP_CLASSES if c in set(labelled["label"])]
+    classes = known + sorted(set(labelled["label"]) - set(known))
+    table = (
+        pd.crosstab(labelled["label"], labelled["domain"].astype(str))
+        .reindex(index=classes, columns=domains, fill_value=0)
+        .rename_axis(index="class", columns=None)
+    )
+    fig = Figure(figsize=(max(6.0, 0.55 * len(classes) + 2), 3.8))
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(domains), 1)
+    x = np.arange(len(classes))
+    for j, domain in enumerate(domains):
+        ax.bar(x - 0.4 + width * (j + 0.5), table[domain], width, label=domain)
+    ax.set_xticks(x, classes, rotation=35, ha="right", fontsize=8)
+    ax.set(ylabel="labelled particles", yscale="symlog")
+    ax.legend(fontsize=7, ncols=len(domains))
+    ax.set_title("Labelled particles per class and domain", fontsize=9)
+    return _save(fig, out_dir, "fig3_labelled_counts", table.reset_index())
+
+
 def figure5(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Human-label vs measured total flux, one point per sample."""
+    """Human-label vs measured total flux, one point per fully annotated sample."""
     rows = summary[(summary["treatment"] == HUMAN) & (summary["class_group"] == TOTAL)]
     table = rows[
         [
@@ -77,6 +121,7 @@ def figure5(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
             "depth_m",
             "flux_mean_mmol_m2_d",
             "counting_sd_mmol_m2_d",
+            "coverage",
             "measured_flux_mmol_m2_d",
             "measured_flux_sd",
         ]
@@ -88,6 +133,12 @@ def figure5(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
         }
     )
     table = table[table["measured_flux_mmol_m2_d"].notna()]
+    reference = pd.DataFrame(
+        {"sample_id": table["sample_id"], "coverage": table["coverage"],
+         "compared": table["coverage"] >= FULL_COVERAGE}
+    )  # fmt: skip
+    partial = not reference["compared"].all()
+    table = table[reference["compared"].to_numpy()]
     fig = Figure(figsize=(4.8, 4.5))
     ax = fig.add_subplot()
     for domain, part in table.groupby("domain", sort=False):
@@ -116,7 +167,10 @@ def figure5(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
         ylabel=f"human-label flux ({UNITS})",
     )
     mae = (table["human_flux_mmol_m2_d"] - table["measured_flux_mmol_m2_d"]).abs().mean()
-    ax.set_title(f"Human labels vs measured: MAE {mae:.2f} (n = {len(table)})", fontsize=9)
+    title = f"Human labels vs measured: MAE {mae:.2f} (n = {len(table)})"
+    if partial:
+        title += f"\n{human_reference_note(reference)}"
+    ax.set_title(title, fontsize=9 if not partial else 5, wrap=True)
     ax.legend(fontsize=7)
     return _save(fig, out_dir, "fig5_human_vs_measured", table)
 
@@ -141,16 +195,22 @@ def figure6(mae: pd.DataFrame, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "fig6_mae_by_treatment", table)
 
 
-def figure7(pr: pd.DataFrame | None, out_dir: Path) -> list[Path]:
-    """Precision and recall by original-scheme class and treatment."""
+def figure7(
+    pr: pd.DataFrame | None, out_dir: Path, anova: pd.DataFrame | None = None
+) -> list[Path]:
+    """Precision and recall by original-scheme class and treatment (Paper A's Fig. 7)."""
     if pr is None or pr.empty:
         pr = pd.DataFrame(columns=["treatment", "member", "class", "precision", "recall"])
     stats = pr.groupby(["treatment", "class"], sort=False).agg(
         precision_mean=("precision", "mean"), precision_sd=("precision", "std"),
         recall_mean=("recall", "mean"), recall_sd=("recall", "std"),
         n_members=("member", "nunique")).reset_index()  # fmt: skip
+    if anova is not None and not anova.empty:
+        for metric in ("precision", "recall"):
+            part = anova[anova["metric"] == metric].set_index("class")
+            stats[f"{metric}_anova_p"] = stats["class"].map(part["p_value"]).astype(float)
     classes = list(dict.fromkeys(pr["class"]))
-    treatments = [t for t in dict.fromkeys(pr["treatment"]) if t != HUMAN]
+    treatments = [t for t in dict.fromkeys(pr["treatment"]) if t not in (HUMAN, REVISED)]
     colours = _colours(treatments)
     fig = Figure(figsize=(max(6.0, 0.7 * len(classes) + 2), 6))
     width = 0.8 / max(len(treatments), 1)
@@ -162,24 +222,27 @@ def figure7(pr: pd.DataFrame | None, out_dir: Path) -> list[Path]:
             ax.bar(x - 0.4 + width * (j + 0.5), part[f"{metric}_mean"], width,
                    yerr=part[f"{metric}_sd"].fillna(0), capsize=1.5, label=treatment,
                    color=colours[treatment])  # fmt: skip
-        human = stats[stats["treatment"] == HUMAN].set_index("class").reindex(classes)
-        if human[f"{metric}_mean"].notna().any():
-            ax.scatter(
-                x,
-                human[f"{metric}_mean"],
-                marker="_",
-                s=400,
-                color="k",
-                zorder=3,
-                label="human re-annotation",
-            )
+        revised = stats[stats["treatment"] == REVISED].set_index("class").reindex(classes)
+        if revised[f"{metric}_mean"].notna().any():
+            ax.hlines(
+                revised[f"{metric}_mean"], x - 0.45, x + 0.45, colors="0.5", lw=1.5, zorder=3,
+                label="relabelling (revised vs original)",
+            )  # fmt: skip
+        if f"{metric}_anova_p" in stats.columns:
+            p_values = stats.drop_duplicates("class").set_index("class")[f"{metric}_anova_p"]
+            for i, cls in enumerate(classes):
+                if p_values.get(cls, np.nan) < 0.05:
+                    ax.text(i, 1.0, "*", ha="center", va="bottom", fontsize=10)
         ax.set_xticks(
             x, classes if row else [""] * len(classes), rotation=35, ha="right", fontsize=8
         )
-        ax.set(ylim=(0, 1.05), ylabel=metric)
+        ax.set(ylim=(0, 1.1), ylabel=metric)
     handles, labels = fig.axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncols=min(6, len(labels) or 1), fontsize=7)
-    fig.suptitle("vs original human labels (original scheme)", fontsize=9, y=0.93)
+    fig.suptitle(
+        "vs original annotation of the whole target (original scheme); * ANOVA p < 0.05",
+        fontsize=9, y=0.93,
+    )  # fmt: skip
     return _save(fig, out_dir, "fig7_precision_recall", stats)
 
 
@@ -258,9 +321,12 @@ def compute_flux_outputs(inputs: FluxInputs, out_dir: str | os.PathLike) -> dict
         (particles, samples), inputs.predictions, inputs.allometry, inputs.fixed_labels
     )
     write_flux_tables(out_dir, by_sample, summary)
-    tables = assess_flux(by_sample, samples, particles, inputs.predictions)
+    predictions = inputs.predictions
+    if predictions is not None:  # every target particle: predicted or its training label
+        predictions = with_fixed_labels(predictions, inputs.fixed_labels)
+    tables = assess_flux(by_sample, samples, particles, predictions)
     write_assessment(out_dir, tables)
-    return {"by_sample": by_sample, "summary": summary, **tables}
+    return {"by_sample": by_sample, "summary": summary, "particles": particles, **tables}
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -271,7 +337,8 @@ def _read(path: Path) -> pd.DataFrame:
 def make_flux_figures(
     workspace_or_inputs: FluxInputs | str | os.PathLike, out_dir: str | os.PathLike
 ) -> list[Path]:
-    """Draw Figures 5–8 into ``out_dir``; return every file written (PNG, PDF, CSV)."""
+    """Draw Figures 3 (with a campaign) and 5–8 into ``out_dir``; return every file
+    written (PNG, PDF, CSV)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(workspace_or_inputs, FluxInputs):
@@ -282,15 +349,20 @@ def make_flux_figures(
         missing = [name for name in needed if not (folder / name).is_file()]
         if missing:
             raise FileNotFoundError(f"{folder} lacks {missing}; run `plankflux flux figures`")
-        pr_path = folder / FILES["precision_recall"]
+        optional = {}
+        for key in ("precision_recall", "pr_anova"):
+            path = folder / FILES[key]
+            optional[key] = _read(path) if path.is_file() else None
         tables = {
             "summary": _read(folder / FLUX_SUMMARY_FILE),
             "mae": _read(folder / FILES["mae"]),
-            "precision_recall": _read(pr_path) if pr_path.is_file() else None,
+            **optional,
         }
+    particles = tables.get("particles")
     return [
+        *(figure3(particles, out_dir) if particles is not None else []),
         *figure5(tables["summary"], out_dir),
         *figure6(tables["mae"], out_dir),
-        *figure7(tables.get("precision_recall"), out_dir),
+        *figure7(tables.get("precision_recall"), out_dir, tables.get("pr_anova")),
         *figure8(tables["summary"], out_dir),
     ]

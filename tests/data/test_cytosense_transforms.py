@@ -72,8 +72,9 @@ def test_outputs_in_range_and_shapes_with_size_scalars():
             out = t(raw, rng.uniform(0, 5e4, (17, 6)), generator=g)
             assert out["image"].shape == (1, 32, 32) and out["profile"].shape == (6, 32)
             assert out["image"].min() >= -1 and out["image"].max() <= 1
-            # Size scalars: the image without its scale bar, and the raw profile length.
-            torch.testing.assert_close(out["image_size"], torch.tensor([30 / 224, 50 / 224]))
+            # Size scalars (Paper B): the raw image before the scale-bar crop and padding,
+            # and the raw profile length.
+            torch.testing.assert_close(out["image_size"], torch.tensor([55 / 224, 50 / 224]))
             torch.testing.assert_close(out["profile_length"], torch.tensor([17 / 224]))
 
 

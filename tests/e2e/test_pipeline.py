@@ -95,7 +95,10 @@ def test_simulated_run_writes_every_stage(simulated):
     kept = verified[verified["action"] != "rejected"]
     assert (kept["label"].to_numpy() == truth[kept["particle_id"]].to_numpy()).all()
     assert "plankflux pipeline: target RR, 1 members" in result.stdout
-    assert "human-label flux MAE vs measured" in result.stdout
+    # The human reference is the original annotation of every particle: compared.
+    assert "human-label flux (label_original, coverage >= 1.00): MAE vs measured" in result.stdout
+    assert "Paper A's claims, over members (Welch t, two-sided, alpha 0.05):" in result.stdout
+    assert "review effort: images shown / target images" in result.stdout
     # The user's campaign is untouched after the whole pipeline.
     assert _digest(campaign) == before
 

@@ -15,6 +15,9 @@ from plankflux.eval.flux_assessment import (
     anova_tukey,
     assess_flux,
     flux_mae,
+    human_reference,
+    human_reference_note,
+    precision_recall_anova,
     precision_recall_original,
     summarise_mae,
     write_assessment,
@@ -37,7 +40,7 @@ def by_sample_frame() -> tuple[pd.DataFrame, pd.DataFrame]:
     columns = ["sample_id", "domain", "depth_m", "treatment", "member", "class_group",
                "flux_mmol_m2_d"]  # fmt: skip
     samples = pd.DataFrame({"sample_id": ["A", "B"], "measured_flux_mmol_m2_d": [3.0, np.nan]})
-    return pd.DataFrame(rows, columns=columns), samples
+    return pd.DataFrame(rows, columns=columns).assign(coverage=1.0), samples
 
 
 def mae_of(mae, treatment, member, reference, group):
@@ -142,15 +145,56 @@ def test_precision_recall_in_original_scheme_matches_metrics():
     pd.testing.assert_frame_equal(
         ood[["precision", "recall", "f1", "support"]], expected, check_names=False
     )
-    human = pr[pr["treatment"] == "human"].set_index("class")  # the re-annotation reference
-    assert human.loc["macro", "recall"] == 1.0
+    # The relabelling reference: the revised labels against the original annotation.
+    revised = pr[pr["treatment"] == "revised"].set_index("class")
+    assert revised.loc["macro", "recall"] == 1.0 and revised.loc["macro", "support"] == 5
+    assert "human" not in set(pr["treatment"])
     assert ood.loc["fiber", "recall"] == 1.0 and ood.loc["phytoplankton", "recall"] == 0.0
 
 
 def test_assess_and_write(tmp_path):
     by_sample, samples = by_sample_frame()
     tables = assess_flux(by_sample, samples)
-    assert set(tables) == {"mae", "mae_summary", "anova", "tukey"}
+    assert set(tables) == {"mae", "mae_summary", "anova", "tukey", "human_reference"}
     paths = write_assessment(tmp_path, tables)
     assert sorted(p.name for p in paths) == sorted(FILES[k] for k in tables)
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_a_partial_human_reference_is_reported_but_not_compared(caplog):
+    """Sample B's original annotation covers half its particles: no MAE against it."""
+    by_sample, samples = by_sample_frame()
+    partial = (by_sample["treatment"] == "human") & (by_sample["sample_id"] == "B")
+    by_sample.loc[partial, "coverage"] = 0.5
+    reference = human_reference(by_sample)
+    assert reference.set_index("sample_id")["compared"].to_dict() == {"A": True, "B": False}
+    mae = flux_mae(by_sample, samples)
+    # vs human, sample A only: member 0 total |2.5 - 2| = 0.5
+    assert mae_of(mae, "T", 0, "human", "total")["mae_mmol_m2_d"] == 0.5
+    assert mae_of(mae, "T", 0, "human", "total")["n_samples"] == 1
+    note = human_reference_note(reference)
+    assert "0.50" in note and "1 of 2 samples" in note and "not compared" in note
+    assert "not compared" in caplog.text
+    by_sample.loc[by_sample["treatment"] == "human", "coverage"] = 0.4
+    mae = flux_mae(by_sample, samples)
+    assert not (mae["reference"] == "human").any()
+
+
+def test_precision_recall_anova_per_class_equals_scipy():
+    """Fig. 7: one-way ANOVA across treatments of per-member precision, per class."""
+    rows = []
+    values = {"OOD": [0.2, 0.4, 0.3], "+verify": [0.7, 0.8, 0.75]}
+    for treatment, precisions in values.items():
+        for member, value in enumerate(precisions):
+            rows.append((treatment, member, "aggregate", value, 0.5, 0.5, 10))
+    rows.append(("revised", 0, "aggregate", 0.9, 0.9, 0.9, 10))  # the reference: left out
+    pr = pd.DataFrame(rows, columns=["treatment", "member", "class", "precision", "recall",
+                                     "f1", "support"])  # fmt: skip
+    anova, tukey = precision_recall_anova(pr)
+    row = anova[(anova["metric"] == "precision") & (anova["class"] == "aggregate")].iloc[0]
+    expected = stats.f_oneway(*values.values())
+    assert row["p_value"] == pytest.approx(expected.pvalue, rel=1e-9) and row["significant"]
+    assert row["n_treatments"] == 2
+    assert len(tukey) == 1 and tukey["metric"].iat[0] == "precision"
+    recall = anova[anova["metric"] == "recall"].iloc[0]
+    assert not recall["significant"]  # constant recall: undefined, not significant

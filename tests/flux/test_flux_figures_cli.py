@@ -1,4 +1,4 @@
-"""Figures 5–8 and the ``plankflux flux`` commands on the synthetic tiny campaign."""
+"""Figures 3 and 5–8 and the ``plankflux flux`` commands on the synthetic tiny campaign."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def test_figures_and_tables_from_a_tiny_workspace(tiny_campaign, predictions, tm
     campaign = load_campaign(tiny_campaign, check_images="none")
     paths = make_flux_figures(FluxInputs(campaign, predictions), tmp_path / "out")
     names = {p.name for p in paths}
-    assert names == {f"{f}.{ext}" for f in FIGURES for ext in ("png", "pdf", "csv")}
+    figures = ("fig3_labelled_counts", *FIGURES)  # Figure 3 needs the campaign
+    assert names == {f"{f}.{ext}" for f in figures for ext in ("png", "pdf", "csv")}
     for name in [*names, "flux_by_sample.csv", "flux_summary.csv", *FILES.values()]:
         assert (tmp_path / "out" / name).stat().st_size > 0, name
     assert (tmp_path / "out" / "fig5_human_vs_measured.png").read_bytes()[:4] == b"\x89PNG"
@@ -51,10 +52,27 @@ def test_figures_and_tables_from_a_tiny_workspace(tiny_campaign, predictions, tm
     assert {"measured", "human"} <= set(anova["reference"])
     fig6 = pd.read_csv(tmp_path / "out" / "fig6_mae_by_treatment.csv")
     assert set(fig6["treatment"]) >= {"OOD", "+minboost"}
+    # The synthetic campaign's original annotation covers every particle: compared.
+    reference = pd.read_csv(tmp_path / "out" / FILES["human_reference"])
+    assert set(reference["sample_id"]) == set(summary["sample_id"])
+    assert (reference["coverage"] == 1.0).all() and reference["compared"].all()
+    # Figure 7: per class, the relabelling reference and an ANOVA per class and metric.
+    fig7 = pd.read_csv(tmp_path / "out" / "fig7_precision_recall.csv", keep_default_na=False)
+    assert {"OOD", "+minboost", "revised"} == set(fig7["treatment"])
+    assert "unidentifiable" in set(fig7["class"]) and "noise" not in set(fig7["class"])
+    pr_anova = pd.read_csv(tmp_path / "out" / FILES["pr_anova"], keep_default_na=False)
+    assert set(pr_anova["metric"]) == {"precision", "recall"}
+    assert "unidentifiable" in set(pr_anova["class"])
+    fig3 = pd.read_csv(tmp_path / "out" / "fig3_labelled_counts.csv")
+    assert list(fig3.columns) == ["class", "RR", "FC", "FO", "SR", "JC"]
+    assert (
+        fig3[["RR", "FC", "FO", "SR", "JC"]].to_numpy().sum()
+        == (campaign.particles["label"] != "").sum()
+    )
 
-    # Re-drawn from the written tables alone.
+    # Re-drawn from the written tables alone (Figure 3 needs the campaign).
     again = make_flux_figures(tmp_path / "out", tmp_path / "again")
-    assert {p.name for p in again} == names
+    assert {p.name for p in again} == {n for n in names if not n.startswith("fig3")}
     with pytest.raises(FileNotFoundError, match="flux_summary.csv"):
         make_flux_figures(tmp_path / "again", tmp_path / "nope")
 

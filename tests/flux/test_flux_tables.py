@@ -193,10 +193,59 @@ def test_tiny_campaign_human_flux(tiny_campaign):
     wide = by_sample.pivot(index="sample_id", columns="class_group", values="flux_mmol_m2_d")
     np.testing.assert_allclose(wide.drop(columns="total").sum(axis=1), wide["total"], rtol=1e-12)
     assert (wide["total"] > 0).all()
-    labelled = (campaign.particles["label"] != "").groupby(campaign.particles["sample_id"]).mean()
-    coverage = by_sample.groupby("sample_id")["coverage"].first()
-    np.testing.assert_allclose(coverage[labelled.index], labelled)
-    n_labelled = int((campaign.particles["label"] != "").sum())
-    assert len(human_predictions(campaign.particles)) == n_labelled
+    # The human flux is the original annotation of every particle (Paper A, Figs. 5-7).
+    assert (by_sample["coverage"] == 1.0).all()
+    assert len(human_predictions(campaign.particles)) == len(campaign.particles)
+    revised = human_predictions(campaign.particles, column="label")
+    assert len(revised) == int((campaign.particles["label"] != "").sum())
     total = summary[summary["class_group"] == "total"]
     assert total["measured_flux_mmol_m2_d"].notna().all()
+
+
+def two_aggregates(label_original: tuple[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two aggregates of ESD 300 µm in one sample (area 1e-4 m², 1 day); one relabelled."""
+    particles = pd.DataFrame(
+        {
+            "particle_id": ["x1", "x2"],
+            "domain": "RR",
+            "sample_id": "S",
+            "esd_um": 300.0,
+            "label": ["aggregate", ""],
+            "label_original": list(label_original),
+        }
+    )
+    samples = pd.DataFrame(
+        {"sample_id": ["S"], "domain": "RR", "depth_m": [100.0], "imaged_area_m2": [1e-4],
+         "deployment_days": [1.0], "measured_flux_mmol_m2_d": [0.1]}
+    )  # fmt: skip
+    return particles, samples
+
+
+def test_human_flux_is_the_original_annotation_of_every_particle():
+    """Paper A's way: 2 × 1.13e-10·(4/3·π·150³)^0.81 / 12.011 / 1e-4 = 0.11650 (bc -l);
+    the revised label of the one relabelled particle alone gave half of it (0.05825)."""
+    one = 0.058249581510308616  # one aggregate of ESD 300 over 1e-4 m² · 1 d
+    by_sample = flux_by_sample(two_aggregates(("aggregate", "dense_detritus")))
+    total = row(by_sample, "S", "total", treatment="human")
+    assert total["flux_mmol_m2_d"] == pytest.approx(2 * one, rel=1e-12)
+    assert round(total["flux_mmol_m2_d"], 5) == 0.11650
+    assert total["coverage"] == 1.0
+    relabelled = human_predictions(two_aggregates(("", ""))[0], column="label")
+    revised = flux_by_sample(two_aggregates(("aggregate", "dense_detritus")), relabelled)
+    assert round(row(revised, "S", "total")["flux_mmol_m2_d"], 5) == 0.05825
+    assert row(revised, "S", "total")["coverage"] == 0.5
+
+
+def test_a_partial_original_annotation_is_reported_with_its_coverage_not_compared():
+    particles, samples = two_aggregates(("aggregate", ""))
+    preds = pd.DataFrame({"particle_id": ["x1", "x2"], "treatment": "OOD", "member": 0,
+                          "label": "aggregate"})  # fmt: skip
+    _, summary = flux_tables((particles, samples), preds)
+    human = row(summary, "S", "total", treatment="human")
+    assert human["coverage"] == 0.5 and human["flux_mean_mmol_m2_d"] > 0
+    model = row(summary, "S", "total", treatment="OOD")
+    assert model["human_coverage"] == 0.5 and np.isnan(model["human_flux_mmol_m2_d"])
+    _, full = flux_tables(two_aggregates(("aggregate", "aggregate")), preds)
+    model = row(full, "S", "total", treatment="OOD")
+    assert model["human_coverage"] == 1.0
+    assert model["human_flux_mmol_m2_d"] == pytest.approx(model["flux_mean_mmol_m2_d"])

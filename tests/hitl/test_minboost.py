@@ -1,4 +1,4 @@
-"""Minboost: intersection of every member's top-K, short classes only, shown excluded."""
+"""Minboost: intersection of every member's top-K, short classes only, each on its own."""
 
 from __future__ import annotations
 
@@ -49,15 +49,32 @@ def test_candidates_are_in_every_members_top_k():
     assert result["rank"].tolist() == [1, 1, 2]
 
 
-def test_already_shown_and_verified_particles_are_excluded():
+def test_only_particles_verified_as_that_class_are_excluded():
+    """Paper A: minus the images already verified *as that class*; a deleted one (or one
+    verified as another class) may be proposed again."""
+    verified = pd.concat(
+        [
+            VERIFIED,
+            pd.DataFrame(
+                {
+                    "particle_id": ["p4", "p5", "p2"],
+                    "label": ["c", "a", ""],
+                    "action": ["confirmed", "relabelled", "rejected"],
+                }
+            ),
+        ]
+    )
+    result = minboost_candidates(SCORES, verified, [], CLASSES, min_verified=3, k=2)
+    # b: p2 (rejected before: proposed again); c: p4 verified as c is left out, p5
+    # (verified as a) stays.
+    assert result["particle_id"].tolist() == ["p2", "p5"]
+    assert result["proposed_label"].tolist() == ["b", "c"]
+    assert result["rank"].tolist() == [1, 1]  # p5 is now first of c
+
+
+def test_shown_ids_optionally_leave_particles_out_of_every_class():
     result = minboost_candidates(SCORES, VERIFIED, {"p4"}, CLASSES, min_verified=2, k=2)
     assert result["particle_id"].tolist() == ["p2", "p5"]
-    assert result["rank"].tolist() == [1, 1]  # p5 is now first of c
-    verified = pd.concat(
-        [VERIFIED, pd.DataFrame({"particle_id": ["p2"], "label": [""], "action": ["rejected"]})]
-    )
-    result = minboost_candidates(SCORES, verified, ["p4"], CLASSES, min_verified=2, k=2)
-    assert result["particle_id"].tolist() == ["p5"]
 
 
 def test_no_short_class_gives_no_candidates():
@@ -66,15 +83,18 @@ def test_no_short_class_gives_no_candidates():
                                                     "rank"]  # fmt: skip
 
 
-def test_a_particle_qualifying_for_two_classes_goes_to_its_higher_score():
+def test_a_particle_qualifying_for_two_classes_is_proposed_in_both():
+    """Each minority class on its own (Paper A: sub-folders named by minority class)."""
     scores = score_table(
         {"q1": [[0.0, 0.6, 0.3], [0.0, 0.5, 0.5]], "q2": [[0.0, 0.1, 0.1], [0.0, 0.0, 0.0]]},
         CLASSES,
     )
     verified = VERIFIED.iloc[:1]  # one verified a: only b and c are short
     result = minboost_candidates(scores, verified, [], CLASSES, min_verified=1, k=1)
-    assert result["particle_id"].tolist() == ["q1"]
-    assert result["proposed_label"].tolist() == ["b"]  # mean 0.55 for b, 0.4 for c
+    assert result["particle_id"].tolist() == ["q1", "q1"]
+    assert result["proposed_label"].tolist() == ["b", "c"]
+    assert result["score"].tolist() == pytest.approx([0.55, 0.4])
+    assert result["rank"].tolist() == [1, 1]
 
 
 def test_read_shown_ids(tmp_path):

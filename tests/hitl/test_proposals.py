@@ -116,7 +116,8 @@ def test_missing_originals_are_all_listed_and_nothing_written(small_campaign, tm
 
 
 def test_bad_proposals_are_refused(small_campaign, tmp_path):
-    twice = proposals([("RR1_0", "aggregate", 0.9, 1), ("RR1_0", "noise", 0.9, 1)])
+    # Twice for one class is refused; two classes (minboost) are allowed (test_simulated_expert).
+    twice = proposals([("RR1_0", "aggregate", 0.9, 1), ("RR1_0", "aggregate", 0.8, 2)])
     with pytest.raises(ValueError, match="more than once"):
         write_proposal_folder(twice, small_campaign, tmp_path / "p")
     with pytest.raises(ValueError, match="not in the campaign"):

@@ -54,7 +54,8 @@ def _check_verified(verified, manifest, truth, ambiguous, effort):
     assert effort.confirmed + effort.moved + effort.deleted == effort.shown
     assert effort.confirmed == counts.get("confirmed", 0)
     assert effort.moved == counts.get("relabelled", 0)
-    assert effort.deleted == counts.get("rejected", 0) == len(rejected)
+    assert effort.deleted == counts.get("rejected", 0)  # one per copy (minboost: per class)
+    assert kept["particle_id"].is_unique  # at most one kept verdict per particle
     return rejected
 
 
@@ -142,3 +143,39 @@ def test_truth_from_the_label_column(small_campaign):
         "FC1_1": "long_pellet",
     }
     assert ambiguous == set()
+
+
+def test_a_particle_in_two_minboost_folders_is_resolved_by_its_placement(campaign, tmp_path):
+    """Paper A proposes per minority class, so one image can sit in two class folders;
+    the class folder the expert leaves it in decides, and leaving it in both is refused."""
+    from plankflux.hitl.ingest import VerificationError
+
+    truth, _ = truth_from_campaign(campaign)
+    particles = load_campaign(campaign, check_images="none").particles
+    pid = next(p for p in particles["particle_id"] if truth[p] == "aggregate")
+    other = next(p for p in particles["particle_id"] if truth[p] == "mini_pellet")
+    candidates = pd.DataFrame(
+        {
+            "particle_id": [pid, pid, other],
+            "proposed_label": ["rhizaria", "aggregate", "rhizaria"],
+            "score": [0.6, 0.5, 0.4],
+            "rank": [1, 1, 2],
+        }
+    )
+    folder = write_proposal_folder(candidates, campaign, tmp_path / "boost", link=True)
+    manifest = pd.read_csv(folder / "manifest.csv", dtype=str)
+    name = manifest["image"].iat[0].split("/")[1]
+    assert (folder / "rhizaria" / name).is_symlink() and (folder / "aggregate" / name).is_symlink()
+    # A person who leaves it in both folders has not decided: ingest says so, writes nothing.
+    with pytest.raises(VerificationError, match="proposed for several classes"):
+        ingest_verification(folder, CLASSES, out_path=tmp_path / "v.csv", mode="minboost")
+    assert not (tmp_path / "v.csv").exists()
+
+    effort = simulate_expert(folder, truth, set(), mode="minboost")
+    assert (effort.shown, effort.confirmed, effort.deleted) == (3, 1, 2)
+    assert not (folder / "rhizaria" / name).exists() and (folder / "aggregate" / name).exists()
+    verified = ingest_verification(folder, CLASSES, mode="minboost")
+    assert verified["particle_id"].tolist() == [pid, pid, other]
+    assert verified["action"].tolist() == ["rejected", "confirmed", "rejected"]
+    assert verified["label"].tolist() == ["", "aggregate", ""]
+    assert simulate_expert(folder, truth, set(), mode="minboost") == effort  # idempotent

@@ -125,7 +125,14 @@ def test_each_treatment_retrains_with_its_own_labels(simulated_run):
     assert len(boosted_kept) > 0  # the constructed case does reach the minboost round
     minboost_manifest = pd.read_csv(ws.minboost / "manifest.csv", dtype=str)
     assert (minboost_manifest["round"] == "minboost").all()
-    assert not set(minboost_manifest["particle_id"]) & set(manifest["particle_id"])
+    # Paper A: an image verified as a class is not proposed for it again; one deleted
+    # (ambiguous) in the first round may be.
+    confirmed = verified[verified["action"] == "confirmed"]
+    kept_as = set(zip(confirmed["particle_id"], confirmed["label"], strict=True))
+    proposed_as = set(
+        zip(minboost_manifest["particle_id"], minboost_manifest["proposed_label"], strict=True)
+    )
+    assert not kept_as & proposed_as
 
 
 def test_summary_accuracy_and_flux_tables(simulated_run):
@@ -135,6 +142,22 @@ def test_summary_accuracy_and_flux_tables(simulated_run):
         assert summary["accuracy"][treatment]["per_member"] == [1.0, 1.0]  # an oracle
     assert (ws.flux / "flux_summary.csv").is_file()
     assert set(summary["flux_mae_vs_measured"]) >= {"ood", "top1k", "verify", "minboost"}
+    # The human reference is the original annotation of every target particle.
+    assert summary["human_reference"]["column"] == "label_original"
+    assert summary["human_reference"]["coverage_min"] == 1.0
+    assert summary["human_reference"]["compared"] is True
+    assert set(summary["flux_mae_vs_human"]) >= {"ood", "verify"}
+    claims = {c["claim"]: c for c in summary["claims"]}
+    assert len(claims) == 4
+    accuracy = claims["target accuracy vs the original annotation: OOD < +verify"]
+    # The oracle's members agree (no spread, no test) with the true classes, which the
+    # original annotation matches for about 80 % of particles.
+    values = accuracy["arms"]["ood"]["values"]
+    assert len(values) == 2 and values[0] == values[1] and 0.6 < values[0] < 0.95
+    assert accuracy["holds"] is None and accuracy["p"] is None
+    effort = claims["review effort: images shown / target images"]
+    shown = sum(e["shown"] for e in summary["review_effort"].values())
+    assert effort["value"] == pytest.approx(shown / summary["target_images"])
 
 
 def test_a_rerun_resumes_without_training_again(simulated_run):

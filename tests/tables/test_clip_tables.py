@@ -18,6 +18,7 @@ from plankflux.cli.main import main as cli
 from plankflux.eval.knn import SETUPS
 from plankflux.tables.clip_tables import (
     collect_knn_results,
+    paper_b_claims,
     table2,
     table3,
     table4,
@@ -163,7 +164,8 @@ def test_write_all_tables(sweep, tmp_path):
     out = tmp_path / "out"
     written = write_clip_tables(sweep, out)
     names = [f"table{k}.{e}" for k in "23456" for e in ("csv", "md")]
-    assert list(written) == [*names, "figure_gallery_size.csv", "figure_gallery_size.png"]
+    assert list(written) == [*names, "figure_gallery_size.csv", "figure_gallery_size.png",
+                             "claims.json", "claims.md"]  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == sorted(written)
 
     md2 = (out / "table2.md").read_text().splitlines()
@@ -194,7 +196,7 @@ def test_tables_without_runs_are_skipped(sweep, tmp_path):
         for path in sorted((sweep / folder).rglob("*"), reverse=True):
             path.rmdir() if path.is_dir() else path.unlink()
     written = write_clip_tables(sweep, tmp_path / "out", tables=("2", "4", "5", "6"))
-    assert list(written) == ["table2.csv", "table2.md"]
+    assert list(written) == ["table2.csv", "table2.md", "claims.json", "claims.md"]
     with pytest.raises(ValueError, match="table 6 needs DINO evaluations"):
         write_clip_tables(sweep, tmp_path / "out", tables=("6",))
     with pytest.raises(ValueError, match=r"n=8 is not among the gallery sizes .*: \[1, 4\]"):
@@ -224,9 +226,11 @@ def test_cli_writes_chosen_tables(sweep, tmp_path, capsys):
     args = ["tables", "clip", str(sweep), "--out", str(out), "--table", "2", "--table", "6"]
     assert cli([*args, "--n", "1"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "table2.csv", "table2.md", "table6.csv", "table6.md",
+        "claims.json", "claims.md", "table2.csv", "table2.md", "table6.csv", "table6.md",
     ]  # fmt: skip
-    assert capsys.readouterr().out.startswith(f"wrote 4 files to {out}: table2.csv")
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"wrote 6 files to {out}: table2.csv")
+    assert "Paper B's claims at n = 1 per class" in printed and "I+P > I" in printed
     table6_csv = pd.read_csv(out / "table6.csv")
     assert table6_csv["I->I_mean"].round(6).tolist() == [60.0, 62.0, 40.0]
     assert (out / "table2.md").read_text().startswith("Accuracy (%) at n = 1 per class")
@@ -272,3 +276,27 @@ def test_the_paper_b_notebook_reads_these_tables(sweep, tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_paper_b_claims_over_folds_or_draws(sweep):
+    """At n = 4. In-domain InfoNCE units (run, fold), mean over draws: I+P->I+P 83, 87, 87
+    (0.85 + fold offsets -0.02, +0.02 and the ViT run's +0.02); I->I 5 points lower."""
+    from scipy import stats
+
+    claims = {c["claim"]: c for c in paper_b_claims(collect_knn_results(sweep))}
+    assert len(claims) == 4
+    ip_i = claims["I+P > I: I+P->I+P > I->I"]
+    assert sorted(ip_i["arms"]["I+P->I+P"]["values"]) == pytest.approx([83.0, 87.0, 87.0])
+    assert sorted(ip_i["arms"]["I->I"]["values"]) == pytest.approx([78.0, 82.0, 82.0])
+    expected = stats.ttest_ind([83, 87, 87], [78, 82, 82], equal_var=False)
+    assert ip_i["p"] == pytest.approx(expected.pvalue, rel=1e-6)
+    assert ip_i["holds"] is False and expected.pvalue > 0.05  # three folds: not significant
+    ip_p = claims["I+P > P: I+P->I+P > P->P"]
+    assert ip_p["holds"] is True  # 25 points above
+    # Sigmoid has one fold: both arms fall back to gallery draws, and the note says so.
+    loss = claims["InfoNCE >= Sigmoid (I+P->I+P)"]
+    assert sorted(loss["arms"]["Sigmoid"]["values"]) == pytest.approx([79.0, 81.0])
+    assert loss["holds"] is True and "gallery" in loss["note"]
+    dino = claims["CLIP I->I > DINO I->I"]
+    assert dino["arms"]["DINO"]["values"] == pytest.approx([60.0])
+    assert dino["holds"] is None  # one DINO value: no test

@@ -1,12 +1,14 @@
-"""``plankflux flux tables|fit|figures``: POC flux tables, A/B fitting and Figures 5–8.
+"""``plankflux flux tables|fit|figures``: POC flux tables, A/B fitting and Figures 3, 5–8.
 
 * ``flux tables CAMPAIGN --out DIR [--predictions FILE]``: ``flux_by_sample.csv`` and
-  ``flux_summary.csv``; without predictions from the campaign's human labels only.
+  ``flux_summary.csv``; without predictions from the campaign's human labels only (the
+  original annotation ``label_original``, else ``label``).
 * ``flux fit CAMPAIGN --out DIR``: fit the shared A and aggregate B to the measured
   bulk flux; writes ``allometry_fit.csv``, ``allometry_fitted.csv`` (usable as
   ``--allometry``) and ``fit_residuals.csv``.
 * ``flux figures --campaign DIR [--predictions FILE] --out DIR`` (or ``--tables DIR``):
-  the flux tables, MAE / ANOVA / Tukey / precision-recall tables and Figures 5–8.
+  the flux tables, MAE / ANOVA / Tukey / precision-recall tables and Figures 3 (with a
+  campaign) and 5–8.
 """
 
 from __future__ import annotations

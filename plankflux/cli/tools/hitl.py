@@ -7,7 +7,7 @@ A round trip by hand::
     # ... the expert moves wrong images to their class folder, deletes ambiguous ones ...
     plankflux ingest work/top1k --campaign CAMPAIGN          # -> work/top1k.verified.csv
     plankflux minboost out/scores.parquet --campaign CAMPAIGN \\
-        --verified work/top1k.verified.csv --shown work/top1k/manifest.csv --out work/minboost
+        --verified work/top1k.verified.csv --out work/minboost
     # ... the expert deletes the wrong ones ...
     plankflux ingest work/minboost --campaign CAMPAIGN --mode minboost
 """
@@ -58,15 +58,17 @@ def add_parser(subparsers) -> None:
     boost = subparsers.add_parser(
         "minboost",
         help="second proposal folder for the classes with few verified images",
-        description="For each class with fewer than --min-verified verified images: the "
-        "particles in every member's top-K for the class, minus those already shown.",
+        description="For each class with fewer than --min-verified verified images, on its "
+        "own (Paper A): the particles in every member's top-K for the class, minus those "
+        "verified as that class. A particle may be proposed for two classes.",
     )
     boost.add_argument("scores", help="scores.parquet of plankflux predict")
     _campaign_arg(boost)
     boost.add_argument("--verified", required=True, help="verified.csv of the first round")
     boost.add_argument(
         "--shown", nargs="+", default=[], metavar="FILE",
-        help="CSV files with a particle_id column (manifests) of particles already shown",
+        help="optional: CSV files with a particle_id column (e.g. manifests) of particles "
+        "to leave out of every class (Paper A leaves out only those verified as the class)",
     )  # fmt: skip
     boost.add_argument("--out", required=True, help="proposal folder to create")
     boost.add_argument("--min-verified", type=int, default=100, help="default 100")

@@ -78,6 +78,7 @@ def run_clip(args: argparse.Namespace) -> int:
     _report_unfinished(args.sweep)
     written = write_clip_tables(args.sweep, args.out, args.table or TABLES, n=args.n)
     print(f"wrote {len(written)} files to {args.out}: " + ", ".join(written))
+    print(written["claims.md"].read_text(), end="")
     return 0
 
 
