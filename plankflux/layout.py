@@ -145,8 +145,9 @@ def read_verified(
     classes: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """A verified table (``particle_id, label, action``), all text, checked: its columns
-    and actions, one row per particle, a label exactly for kept actions and, where
-    given, particles of the campaign (``particle_ids``) and labels of ``classes``."""
+    and actions, a label exactly for kept actions and on at most one row per particle,
+    and, where given, particles of the campaign (``particle_ids``) and labels of
+    ``classes``."""
     import pandas as pd
 
     path = Path(path)
@@ -171,8 +172,11 @@ def read_verified(
             problems.append(f"line {line}: particle_id {pid!r} is not in the campaign")
         if classes is not None and label and label not in classes:
             problems.append(f"line {line}: label {label!r} is not a class")
-    for pid in sorted(set(frame.loc[frame["particle_id"].duplicated(), "particle_id"])):
-        problems.append(f"particle_id {pid!r} has more than one row")
+    # A particle proposed for two minboost classes has a row per class; at most one of
+    # them may keep a label.
+    kept = frame[frame["action"].isin(KEPT_ACTIONS)]
+    for pid in sorted(set(kept.loc[kept["particle_id"].duplicated(), "particle_id"])):
+        problems.append(f"particle_id {pid!r} keeps a label on more than one row")
     if problems:
         shown = "\n  ".join(problems[:25])
         more = f"\n  ... and {len(problems) - 25} more" if len(problems) > 25 else ""

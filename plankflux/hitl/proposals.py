@@ -64,9 +64,11 @@ def _short_hash(text: str) -> str:
 
 def proposal_keys(particle_ids: Sequence[str]) -> list[str]:
     """The ``<key>`` of each particle's proposal file name (see module doc); it depends
-    on the whole id set only through case-insensitive clashes."""
+    on the whole id set only through case-insensitive clashes between distinct ids (a
+    particle listed twice, e.g. in two minboost classes, keeps one key)."""
+    unique = list(dict.fromkeys(particle_ids))
     keys = []
-    for pid in particle_ids:
+    for pid in unique:
         key = _UNSAFE.sub("_", pid)
         key = "_" + key[1:] if key.startswith(".") else key
         if key != pid or len(key) > 80:
@@ -74,10 +76,10 @@ def proposal_keys(particle_ids: Sequence[str]) -> list[str]:
         keys.append(key)
     folded = pd.Series([k.lower() for k in keys])
     clash = folded.duplicated(keep=False).to_numpy()
-    return [
-        f"{k}-{_short_hash(p)}" if c else k
-        for k, p, c in zip(keys, particle_ids, clash, strict=True)
-    ]
+    key_of = {
+        p: f"{k}-{_short_hash(p)}" if c else k for k, p, c in zip(keys, unique, clash, strict=True)
+    }
+    return [key_of[pid] for pid in particle_ids]
 
 
 def proposal_file_names(particle_ids: Sequence[str], images: Sequence[str]) -> list[str]:

@@ -12,6 +12,7 @@ outside the command's output folder.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import subprocess
@@ -71,6 +72,12 @@ def run_cli(argv: Sequence[str], own_process: bool = False) -> int:
         sys.stdout.write(done.stdout)
         sys.stderr.write(done.stderr)
         return done.returncode
+    # Hydra's console handlers of an earlier in-process run write to a stream pytest has
+    # closed since; drop them so their "Logging error" does not pass for a traceback.
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
+            root.removeHandler(handler)
     saved = sys.argv[:]
     try:
         return main(list(argv))

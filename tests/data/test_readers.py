@@ -227,7 +227,7 @@ def test_mpic_area_per_magnification_reaches_the_particles_and_the_flux(tmp_path
 
     # Imaged on 0.0005 m² instead of the sample's 0.0025 m², the 10x particle's carbon
     # counts 5 times: it adds flux(own area) - flux(sample area) = flux(own) * (1 - 1/5).
-    labelled = campaign.particles.assign(label="aggregate")
+    labelled = campaign.particles.assign(label="aggregate", label_original="aggregate")
     frames = (labelled, campaign.samples)
     per_area = flux_by_sample(frames, sample_ids=["RR5"]).set_index("class_group")
     equal = flux_by_sample(
