@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
 import hydra
@@ -100,8 +100,54 @@ def _reported(run: Callable[[DictConfig], object], verb: str) -> Callable[[DictC
     return task
 
 
+#: Overrides whose value names a folder of the run (``logs/<task_name>/...``,
+#: ``logs/pipeline/<target>``): checked before Hydra creates that folder.
+NAME_OVERRIDES = ("target", "task_name", "data.target_domain")
+
+
+def bad_override(args: Sequence[str]) -> str | None:
+    """Why one of the ``key=value`` overrides cannot be used (Hydra's own report of a
+    syntax error does not say which one), or ``None``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    from plankflux.utils.paths import name_problem
+
+    parser = OverridesParser.create()
+    for arg in args:
+        if "=" not in arg or arg.startswith("-"):
+            continue
+        try:
+            parser.parse_overrides([arg])
+            key, _, value = arg.partition("=")
+            if key in NAME_OVERRIDES and name_problem(value):
+                return f"{key}: the value {name_problem(value)} (it names a run folder)"
+        except OverrideParseException as err:
+            reason = str(err).splitlines()[0]
+            return (
+                f"cannot read the override {arg!r}: {reason} (the syntax: "
+                "https://hydra.cc/docs/advanced/override_grammar/basic)"
+            )
+    return None
+
+
+def _checked(verb: str, hydra_task: Callable[[], object]) -> Callable[[], object]:
+    """``hydra_task`` after a check of the command line's overrides, which must come
+    before Hydra creates the run folder (``plankflux VERB`` and the alias scripts)."""
+
+    def entry():
+        bad = bad_override(sys.argv[1:])
+        if bad:
+            print(f"plankflux {verb}: {bad}", file=sys.stderr)
+            sys.exit(1)
+        return hydra_task()
+
+    entry.__doc__ = hydra_task.__doc__
+    return entry
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def train(cfg: DictConfig) -> float | None:
+def _train(cfg: DictConfig) -> float | None:
     """Fit (and test) one model, or one member per seed of ``members``."""
     from plankflux.runs.train import run_training
 
@@ -109,7 +155,7 @@ def train(cfg: DictConfig) -> float | None:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
-def predict(cfg: DictConfig) -> None:
+def _predict(cfg: DictConfig) -> None:
     """Per-member softmax scores of an ensemble on the target domain."""
     from plankflux.runs.predict import run
 
@@ -117,8 +163,13 @@ def predict(cfg: DictConfig) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pipeline")
-def pipeline(cfg: DictConfig) -> None:
+def _pipeline(cfg: DictConfig) -> None:
     """Paper A's human-in-the-loop domain adaptation for one target domain."""
     from plankflux.runs.pipeline import run_from_config
 
     _reported(run_from_config, "pipeline")(cfg)
+
+
+train = _checked("train", _train)
+predict = _checked("predict", _predict)
+pipeline = _checked("pipeline", _pipeline)

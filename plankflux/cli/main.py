@@ -72,46 +72,10 @@ def _name_leaves(parser: argparse.ArgumentParser) -> None:
             _name_leaves(sub)
 
 
-#: Overrides whose value names a folder of the run (``logs/<task_name>/...``,
-#: ``logs/pipeline/<target>``): checked before Hydra creates that folder.
-NAME_OVERRIDES = ("target", "task_name", "data.target_domain")
-
-
-def _bad_override(args: Sequence[str]) -> str | None:
-    """Why one of the ``key=value`` overrides cannot be used (Hydra's own report of a
-    syntax error does not say which one), or ``None``."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    from plankflux.utils.paths import name_problem
-
-    parser = OverridesParser.create()
-    for arg in args:
-        if "=" not in arg or arg.startswith("-"):
-            continue
-        try:
-            parser.parse_overrides([arg])
-            key, _, value = arg.partition("=")
-            if key in NAME_OVERRIDES and name_problem(value):
-                return f"{key}: the value {name_problem(value)} (it names a run folder)"
-        except OverrideParseException as err:
-            reason = str(err).splitlines()[0]
-            return (
-                f"cannot read the override {arg!r}: {reason} (the syntax: "
-                "https://hydra.cc/docs/advanced/override_grammar/basic)"
-            )
-    return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in HYDRA_VERBS:
         from plankflux.cli import hydra_tasks
-
-        bad = _bad_override(argv[1:])
-        if bad:
-            print(f"plankflux {argv[0]}: {bad}", file=sys.stderr)
-            return 1
 
         task = getattr(hydra_tasks, argv[0])
         # Hydra reads its overrides from sys.argv; DDP re-runs sys.argv[0] in each new

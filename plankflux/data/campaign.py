@@ -43,6 +43,7 @@ from plankflux.utils.paths import control_problem, name_problem, outside_reason,
 #: The largest ESD accepted (µm): 10 cm, far above any particle a trap gel holds;
 #: beyond it a value is a unit mistake (or 1e300), not a particle.
 MAX_ESD_UM = 100_000.0
+_CONTROL = "[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -217,7 +218,14 @@ def _read_table(
     if frame.empty:
         problems.append(Problem(name, "has a header but no rows"))
         return None
-    return frame.apply(lambda col: col.str.strip())
+    frame = frame.apply(lambda col: col.str.strip())
+    for column in frame.columns:  # a line break or direction override inside a cell
+        if column in ("particle_id", "image"):
+            continue  # checked with their row's particle
+        for i in np.flatnonzero(frame[column].str.contains(_CONTROL, regex=True).to_numpy()):
+            value = frame[column].iat[i]
+            problems.append(Problem(name, f"value {control_problem(value)}", i + 2, column))
+    return frame
 
 
 def _parse_floats(

@@ -714,6 +714,12 @@ CASES = [
         r"samples\.csv line 3, column 'depth_m': must be >= 0, got -150",
     ),
     Case(
+        "line-break-inside-a-date",
+        _edit(S, lambda f: f.assign(date=["2021-05-03\nx", "2021-05-04"])),
+        VALIDATE,
+        r"samples\.csv line 2, column 'date': value .* contains control character\(s\) \['0xa'\]",
+    ),
+    Case(
         "right-to-left-override-in-id",
         _cell(P, 0, "particle_id", "RR1_0\u202egnp"),
         VALIDATE,

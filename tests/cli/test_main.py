@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -90,7 +93,6 @@ def test_a_config_part_that_cannot_be_built_is_one_message(tmp_path, monkeypatch
 def test_the_help_needs_no_heavy_import():
     """`plankflux --help` builds every parser without torch, pandas or Hydra (a fresh
     interpreter: this one has them loaded already)."""
-    import subprocess
     import sys
 
     code = (
@@ -127,3 +129,20 @@ def test_an_error_from_a_dataloader_worker_is_shown_without_the_worker_traceback
         "profile p.csv: 1 problem(s):\n  p.csv line 3, column 'FWS': not a finite number: 'nan'"
     )
     assert describe(ValueError("plain")) == "plain"
+
+
+def test_the_alias_scripts_check_run_folder_names_before_hydra_makes_a_folder(tmp_path):
+
+    alias = Path(sys.executable).parent / "plankflux-pipeline"
+    done = subprocess.run(
+        [str(alias), "data=trap", "data.root=x", "target=../../escape"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "plankflux pipeline: target: the value '../../escape' contains a path separator" in (
+        done.stderr
+    )
+    assert list(tmp_path.iterdir()) == [] and not (tmp_path.parent / "escape").exists()

@@ -115,3 +115,20 @@ def test_cli_reports_bad_input(tiny_campaign, tmp_path, capsys):
     assert code == 1
     assert "particle_id(s) not in the campaign: 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "o" / "flux_by_sample.csv").exists()
+
+
+def test_cli_tables_warn_when_predictions_cover_part_of_a_sample(
+    tiny_campaign, predictions, tmp_path, capsys
+):
+    first = predictions["particle_id"].iat[0]
+    sample = load_campaign(tiny_campaign).particles.set_index("particle_id").at[first, "sample_id"]
+    partial = tmp_path / "partial.csv"
+    predictions[predictions["particle_id"] != first].to_csv(partial, index=False)
+    args = ["flux", "tables", str(tiny_campaign), "--out", str(tmp_path / "p")]
+    assert main([*args, "--predictions", str(partial)]) == 0
+    err = capsys.readouterr().err
+    assert f"of sample {sample}'s particles: its flux counts only those" in err
+    full = tmp_path / "full.csv"
+    predictions.to_csv(full, index=False)
+    assert main([*args[:-1], str(tmp_path / "full"), "--predictions", str(full)]) == 0
+    assert "counts only those" not in capsys.readouterr().err

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -88,6 +89,13 @@ def run_tables(args: argparse.Namespace) -> int:
     treatments = ", ".join(dict.fromkeys(by_sample["treatment"]))
     n_samples = by_sample["sample_id"].nunique()
     print(f"wrote {paths[0]} and {paths[1]}: {n_samples} samples; treatments {treatments}")
+    partial = by_sample[(by_sample["treatment"] != "human") & (by_sample["coverage"] < 1)]
+    for (treatment, sample), rows in partial.groupby(["treatment", "sample_id"], sort=False):
+        print(
+            f"warning: {treatment}: the predictions cover {rows['coverage'].min():.0%} of "
+            f"sample {sample}'s particles: its flux counts only those (column coverage)",
+            file=sys.stderr,
+        )
     return 0
 
 
