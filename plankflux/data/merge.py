@@ -4,8 +4,9 @@ A scientist's campaign grows one deployment at a time: a labelled one first, the
 to be verified. :func:`merge_campaigns` joins loaded campaigns into the tables of one,
 and :func:`merge_into` adds an imported deployment to an existing campaign in place.
 
-Refused, with every problem named (nothing is written): a particle id or sample id
-present in two campaigns, and a label that is not in the first campaign's class list
+Refused, with every problem named (nothing is written): a particle id, sample id or
+image file present in two campaigns (an image in two deployments would be trained on
+and predicted), and a label that is not in the first campaign's class list
 (the merged campaign keeps that list and its order). Relative image paths are made
 absolute when the merged campaign lives elsewhere, so every row still points at its
 image. Images are never moved, copied or modified.
@@ -29,13 +30,15 @@ from plankflux.layout import CLASSES_FILE, PARTICLES_FILE, SAMPLES_FILE
 HISTORY_DIR = ".plankflux_history"
 
 
-def _clashes(frames: Sequence[pd.DataFrame], column: str, roots: Sequence[Path]) -> list[str]:
+def _clashes(
+    frames: Sequence[pd.DataFrame], column: str, roots: Sequence[Path], what: str = ""
+) -> list[str]:
     seen: dict[str, Path] = {}
     problems = []
     for frame, root in zip(frames, roots, strict=True):
         for value in pd.unique(frame[column]):
             if value in seen and seen[value] != root:
-                problems.append(f"{column} {value!r} is in both {seen[value]} and {root}")
+                problems.append(f"{what or column} {value!r} is in both {seen[value]} and {root}")
             seen.setdefault(value, root)
     return problems
 
@@ -50,6 +53,12 @@ def merge_campaigns(
     roots = [c.root for c in campaigns]
     problems = _clashes([c.particles for c in campaigns], "particle_id", roots)
     problems += _clashes([c.samples for c in campaigns], "sample_id", roots)
+    # The same image file in two deployments would sit in training and in the domain
+    # that is predicted (e.g. "all images" imported again as the unlabelled part).
+    files = [
+        pd.DataFrame({"file": [os.path.realpath(p) for p in c.image_paths()]}) for c in campaigns
+    ]
+    problems += _clashes(files, "file", roots, what="image file")
     for campaign in campaigns[1:]:
         used = set(campaign.particles["label"]) - {""}
         missing = sorted(used - set(classes))

@@ -103,3 +103,18 @@ def test_a_folder_import_without_labels_points_at_unlabelled(tmp_path, capsys):
     code = main(["import", "folders", str(src), "--out", str(tmp_path / "c")])
     assert code == 1
     assert "--unlabelled" in capsys.readouterr().err
+
+
+def test_importing_images_already_in_the_campaign_is_refused(tmp_path, capsys):
+    """ "All the images" imported again as the unlabelled deployment would put the labelled
+    training images into the predicted domain: refused, the campaign unchanged."""
+    camp = make_campaign(tmp_path / "camp")
+    before = (camp / "particles.csv").read_bytes()
+    code = main(
+        ["import", "folders", str(camp / "images"), "--unlabelled", "--domain", "D2",
+         "--into", str(camp)]
+    )  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "image file " in err and "RR1_0.png' is in both" in err
+    assert (camp / "particles.csv").read_bytes() == before

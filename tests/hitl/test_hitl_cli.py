@@ -35,6 +35,7 @@ def test_propose_simulate_ingest_minboost(small_campaign, tmp_path, capsys):
     assert main(["propose", str(scores), *c, "--out", str(top), "--k", "2"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"wrote 4 proposals into {top}: ")
+    assert "only particles every member puts in the same class are proposed" in out
     assert main(["simulate-expert", str(top), *c]) == 0
     assert "shown 4, confirmed" in capsys.readouterr().out
     assert main(["ingest", str(top), *c]) == 0

@@ -118,11 +118,14 @@ def run_propose(args: argparse.Namespace) -> int:
     from plankflux.layout import read_scores
 
     campaign = _campaign(args.campaign)
-    proposals = steps.propose(
-        read_scores(args.scores, require_rows=True), campaign, args.out, args.k, args.link
-    )
+    scores = read_scores(args.scores, require_rows=True)
+    proposals = steps.propose(scores, campaign, args.out, args.k, args.link)
     counts = _counts(proposals, "proposed_label")
-    print(f"wrote {len(proposals)} proposals into {args.out}: {counts}")
+    n_scored = scores["particle_id"].nunique()
+    print(
+        f"wrote {len(proposals)} proposals into {args.out}: {counts} (only particles every "
+        f"member puts in the same class are proposed; {n_scored} were scored)"
+    )
     return 0
 
 
