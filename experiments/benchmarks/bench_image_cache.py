@@ -1,12 +1,23 @@
-"""Images/s through TrapDataModule's training loader, with and without the decoded-image cache.
+"""Model-ready training images/s from TrapDataModule: PIL decoding, the cache, uint8 batches.
 
-Both arms run in the same process on the same campaign, split, image size and
-augmentation; the cached arm's one-off build time is reported separately. Usage:
+Three arms run in the same process on the same campaign, split, image size and
+augmentation, each ending in the augmented ``(B, 3, S, S)`` float batch a training step
+consumes:
+
+* ``no_cache``: decode and resize every image with PIL, per-item tensor conversion and
+  augmentation in the loader (``cache_dir=None``);
+* ``cache``: the decoded-image cache, per-item conversion and augmentation;
+* ``cache_batched``: the cache with ``device_transforms=True``: one memmap indexing per
+  batch, then conversion and augmentation of the whole uint8 batch on ``--device``
+  (``cpu`` here, ``cuda`` on a GPU host: what a training step then does).
+
+The cached arms' one-off build time is reported separately. Usage:
 
     .venv/bin/python experiments/benchmarks/bench_image_cache.py \
-        [--campaign DIR | --scale demo] [--size 64] [--epochs 3] [--workers 0] [--out FILE.json]
+        [--campaign DIR | --scale demo] [--size 64] [--epochs 3] [--workers 0] \
+        [--device cpu|cuda] [--out FILE.json]
 
-Prints one line per arm and the ratio; writes the figures as JSON with ``--out``.
+Prints one line per arm and the ratios to ``no_cache``; writes JSON with ``--out``.
 """
 
 from __future__ import annotations
@@ -26,13 +37,19 @@ from plankflux.synthetic.trap import generate_trap_campaign
 from plankflux.utils.atomic import atomic_open
 
 
-def images_per_second(dm: TrapDataModule, epochs: int) -> float:
-    """Iterate the training loader ``epochs`` times, touching every batch."""
+def images_per_second(dm: TrapDataModule, epochs: int, device: torch.device) -> float:
+    """Iterate the training loader ``epochs`` times, each batch made model-ready on
+    ``device`` (augmented; the batched path transforms there)."""
     n, start = 0, time.perf_counter()
     for _ in range(epochs):
         for batch in dm.train_dataloader():
+            images = batch["image"].to(device, non_blocking=True)
+            if dm.batch_transform is not None:
+                images = dm.batch_transform(images, train=True)
             n += len(batch["label"])
-            batch["image"].sum()  # make sure the tensor is really materialised
+            images.sum().item()  # make sure the tensor is really materialised
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return n / (time.perf_counter() - start)
 
 
@@ -45,6 +62,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="where batches are made model-ready")
     parser.add_argument("--out", help="write the figures to this JSON file")
     args = parser.parse_args()
 
@@ -64,34 +82,43 @@ def main() -> None:
             batch_size=args.batch_size,
             num_workers=args.workers,
         )
-        plain = TrapDataModule(**common)
-        plain.setup("fit")
-        cached = TrapDataModule(**common, cache_dir=str(work / "cache"))
-        start = time.perf_counter()
-        cached.setup("fit")  # builds the cache
-        build_s = time.perf_counter() - start
-
-        images_per_second(plain, 1)  # warm the OS file cache so both arms read from memory
-        without = images_per_second(plain, args.epochs)
-        with_cache = images_per_second(cached, args.epochs)
+        device = torch.device(args.device)
+        arms = {
+            "no_cache": {},
+            "cache": {"cache_dir": str(work / "cache")},
+            "cache_batched": {"cache_dir": str(work / "cache"), "device_transforms": True},
+        }
+        modules, build_s = {}, None
+        for name, extra in arms.items():
+            modules[name] = TrapDataModule(**common, **extra)
+            start = time.perf_counter()
+            modules[name].setup("fit")  # the first cached arm builds the cache
+            if name == "cache":
+                build_s = time.perf_counter() - start
+        # Warm the OS file cache so every arm reads from memory.
+        images_per_second(modules["no_cache"], 1, device)
+        rates = {name: images_per_second(dm, args.epochs, device) for name, dm in modules.items()}
+        base = rates["no_cache"]
         result = {
-            "benchmark": "decoded-image cache, TrapDataModule train loader",
+            "benchmark": "model-ready training batches from TrapDataModule",
             "machine": f"{platform.processor() or platform.machine()}, "
             f"{torch.get_num_threads()} torch threads",
+            "device": str(device),
             "campaign": str(root) if args.campaign else f"synthetic {args.scale}",
-            "train_images": len(plain.splits["train"]),
+            "train_images": len(modules["no_cache"].splits["train"]),
             "image_size": args.size,
             "resize_mode": args.resize_mode,
+            "batch_size": args.batch_size,
             "workers": args.workers,
             "epochs": args.epochs,
-            "no_cache_images_per_s": round(without, 1),
-            "cache_images_per_s": round(with_cache, 1),
+            "torch": torch.__version__,
+            "images_per_s": {name: round(rate, 1) for name, rate in rates.items()},
+            "ratio_to_no_cache": {name: round(rate / base, 2) for name, rate in rates.items()},
             "cache_build_s": round(build_s, 2),
-            "speedup": round(with_cache / without, 2),
         }
-        print(f"without cache: {without:9.1f} images/s")
-        print(f"with cache:    {with_cache:9.1f} images/s (one-off build {build_s:.1f} s)")
-        print(f"ratio:         {with_cache / without:9.2f}x")
+        for name, rate in rates.items():
+            print(f"{name:14s} {rate:9.1f} images/s  {rate / base:6.2f}x")
+        print(f"(one-off cache build {build_s:.1f} s)")
         if args.out:
             with atomic_open(args.out) as handle:
                 json.dump(result, handle, indent=2)

@@ -1,13 +1,24 @@
-"""Training images/s of one ResNet-18 member: decoded-image cache on/off × precision.
+"""Training images/s of one ResNet-18 member: input path × memory format × precision.
 
 Every arm trains the same model on the same split with a real Lightning Trainer in
-this one process; the first epoch of each arm is a warm-up and is not timed. Run it on
-the machine you care about (GPU: ``--accelerator gpu --workers 8``):
+this one process; the first epoch of each arm is a warm-up and is not timed. Input
+paths (``--arms``, in this order; the first is the baseline of the ratios):
+
+* ``pil``: decode and resize with PIL in the loader, per-item tensors (no cache);
+* ``cache``: the decoded-image cache, per-item conversion and augmentation;
+* ``batched``: the cache with ``data.device_transforms``: uint8 batches, conversion,
+  augmentation and normalisation batched on the training device;
+* ``batched_cl``: the same with ``model.channels_last``;
+* ``batched_cl_compile``: the same with ``model.compile`` (``torch.compile``).
+
+Run it on the machine you care about (GPU: ``--accelerator gpu --workers 8``):
 
     .venv/bin/python experiments/benchmarks/bench_train_throughput.py \
-        [--campaign DIR | --scale demo] [--size 224] [--epochs 3] [--precision 32-true bf16-mixed]
+        [--campaign DIR | --scale demo] [--size 224] [--epochs 3] \
+        [--precision 32-true bf16-mixed] [--arms pil cache batched batched_cl]
 
-Prints images/s per arm and ratios against the first arm; ``--out`` writes JSON.
+Prints images/s per arm and ratios against the first arm; ``--out`` writes JSON with
+the device, versions, batch size, precision and images/s of every arm.
 """
 
 from __future__ import annotations
@@ -49,7 +60,17 @@ class EpochTimer(L.Callback):
             self.images += len(trainer.datamodule.splits["train"])
 
 
-def run_arm(root: Path, cache_dir: Path | None, precision: str, args) -> dict:
+ARMS = {  # name: (cache, device_transforms, channels_last, compile)
+    "pil": (False, False, False, False),
+    "cache": (True, False, False, False),
+    "batched": (True, True, False, False),
+    "batched_cl": (True, True, True, False),
+    "batched_cl_compile": (True, True, True, True),
+}
+
+
+def run_arm(root: Path, arm: str, cache_dir: Path, precision: str, args) -> dict:
+    cached, device_transforms, channels_last, compile = ARMS[arm]
     L.seed_everything(0, workers=True)
     dm = TrapDataModule(
         str(root),
@@ -59,12 +80,15 @@ def run_arm(root: Path, cache_dir: Path | None, precision: str, args) -> dict:
         batch_size=args.batch_size,
         num_workers=args.workers,
         pin_memory=args.accelerator != "cpu",
-        cache_dir=str(cache_dir) if cache_dir else None,
+        cache_dir=str(cache_dir) if cached else None,
+        device_transforms=device_transforms,
     )
     timer = EpochTimer()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = ParticleClassifier(TrapDataModule.class_names.fget(dm), weights="none")
+        model = ParticleClassifier(
+            dm.class_names, weights="none", channels_last=channels_last, compile=compile
+        )
         trainer = L.Trainer(
             max_epochs=args.epochs,
             accelerator=args.accelerator,
@@ -83,7 +107,11 @@ def run_arm(root: Path, cache_dir: Path | None, precision: str, args) -> dict:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     return {
-        "cache": cache_dir is not None,
+        "arm": arm,
+        "cache": cached,
+        "device_transforms": device_transforms,
+        "channels_last": channels_last,
+        "compile": compile,
         "precision": precision,
         "images_per_s": round(timer.images / timer.seconds, 1),
         "peak_gpu_mib": round(peak) if peak else None,
@@ -100,6 +128,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--precision", nargs="+", default=["32-true"])
+    parser.add_argument("--arms", nargs="+", default=list(ARMS)[:4], choices=list(ARMS))
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -112,11 +141,11 @@ def main() -> None:
         )
         arms = []
         for precision in args.precision:
-            for cache in (None, work / "cache"):
-                arm = run_arm(root, cache, precision, args)
+            for name in args.arms:
+                arm = run_arm(root, name, work / "cache", precision, args)
                 arms.append(arm)
                 print(
-                    f"cache={'on ' if arm['cache'] else 'off'} precision={precision:10s} "
+                    f"{name:20s} precision={precision:10s} "
                     f"{arm['images_per_s']:9.1f} images/s"
                     + (f"  peak GPU {arm['peak_gpu_mib']} MiB" if arm["peak_gpu_mib"] else "")
                 )
@@ -135,6 +164,8 @@ def main() -> None:
             "campaign": str(root) if args.campaign else f"synthetic {args.scale}",
             "image_size": args.size,
             "batch_size": args.batch_size,
+            "torch": torch.__version__,
+            "lightning": L.__version__,
             "workers": args.workers,
             "timed_epochs": args.epochs - 1,
             "arms": arms,

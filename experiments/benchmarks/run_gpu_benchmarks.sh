@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# The foundation's benchmarks on a GPU machine, with their figures written as JSON into
-# ${OUT:-experiments/benchmarks/results}. Needs torch, lightning, torchmetrics, pandas,
-# pillow, scipy and tqdm importable (hydra and wandb are not used here).
+# Issue-15 figures on a GPU machine: every new input path beside today's, in the same
+# run, same data, same GPU. JSON (device, versions, batch, precision, img/s per arm)
+# goes to ${OUT:-experiments/benchmarks/results}, file names prefixed by ${PREFIX:-gpu_}.
+# Needs torch, lightning, torchmetrics, pandas, pillow, scipy and tqdm importable
+# (hydra and wandb are not used). About 10 minutes on one H200.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-experiments/benchmarks/results}
+prefix=${PREFIX:-gpu_}
+workers=${WORKERS:-8}
 mkdir -p "$out"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
+nvidia-smi --query-gpu=name,memory.total,utilization.gpu --format=csv || true
 bench=experiments/benchmarks
-# Data loading alone, at the paper's input size, single process and with 8 workers.
-python3 $bench/bench_image_cache.py --scale demo --size 224 --epochs 2 --workers 0 \
-  --out "$out/image_cache_224px_workers0.json"
-python3 $bench/bench_image_cache.py --scale demo --size 224 --epochs 3 --workers 8 \
-  --out "$out/image_cache_224px_workers8.json"
-# Whole training steps: cache off/on x fp32/bf16-mixed.
-python3 $bench/bench_train_throughput.py --scale demo --size 224 --epochs 8 --workers 8 \
-  --accelerator gpu --precision 32-true bf16-mixed --out "$out/train_throughput_224px.json"
+# 1. Model-ready batches alone at 224 px: PIL / cache per item / cache + uint8 batches
+#    made ready on the GPU.
+python3 $bench/bench_image_cache.py --scale demo --size 224 --epochs 3 --workers "$workers" \
+  --device cuda --out "$out/${prefix}image_cache_224px_workers${workers}.json"
+# 2. ResNet-18 training at 224 px: today's paths (pil, cache) against uint8 batches
+#    augmented on the GPU, channels_last and torch.compile; fp32 and bf16-mixed.
+python3 $bench/bench_train_throughput.py --scale demo --size 224 --epochs 6 \
+  --batch-size 512 --workers "$workers" --accelerator gpu --precision bf16-mixed 32-true \
+  --arms pil cache batched batched_cl batched_cl_compile \
+  --out "$out/${prefix}train_throughput_224px.json"
+# 3. Ensemble prediction (5 members) at 224 px: member-images/s.
+python3 $bench/bench_predict_throughput.py --scale demo --size 224 --members 5 \
+  --batch-size 1024 --workers "$workers" --accelerator gpu --precision bf16-mixed 32-true \
+  --out "$out/${prefix}predict_throughput_224px.json"

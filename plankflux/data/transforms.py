@@ -259,15 +259,45 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     return (x - m) / s
 
 
+def dihedral(x: torch.Tensor, k: int, hflip: bool, vflip: bool, dims=(-2, -1)) -> torch.Tensor:
+    """Rotate ``x`` by ``k`` quarter turns (0 = none), then flip left-right and/or
+    up-down, in the image plane ``dims = (height, width)``. Exact pixel permutations."""
+    height, width = dims
+    if k:
+        if x.shape[height] != x.shape[width]:
+            raise ValueError(f"90° rotation needs square images, got {tuple(x.shape)}")
+        x = torch.rot90(x, k, dims=(height, width))
+    if hflip:
+        x = torch.flip(x, dims=(width,))
+    if vflip:
+        x = torch.flip(x, dims=(height,))
+    return x
+
+
+def draw_dihedral(
+    n: int, p: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paper A's augmentation parameters for ``n`` images: ``(k (n,), flips (n, 2))``.
+
+    Each image is rotated by ``k`` quarter turns with probability ``p`` (``k`` uniform in
+    {1, 2, 3}; ``k = 0`` when it is not rotated) and flipped horizontally and vertically,
+    each with probability ``p``. ``flips[:, 0]`` is the horizontal flip. The same draws
+    are made whatever fires: 3 uniforms, then one ``k`` per image.
+    """
+    coins = torch.rand(n, 3, generator=generator) < p
+    turns = torch.randint(1, 4, (n,), generator=generator)
+    return torch.where(coins[:, 0], turns, 0), coins[:, 1:]
+
+
 class TrainAugment:
     """Paper A's augmentations, each applied independently with probability ``p``.
 
     In order: rotation by ``k`` quarter turns (``k`` uniform in {1, 2, 3}), horizontal
-    flip, vertical flip. Works on ``(..., H, W)`` tensors of any dtype; rotation
-    needs square images. Random numbers come from torch's global RNG (so
-    ``seed_everything(workers=True)`` makes DataLoader workers reproducible) unless a
-    ``torch.Generator`` is given. The same number of draws is made on every call, so
-    the random stream does not depend on which ops fired.
+    flip, vertical flip (:func:`draw_dihedral`, :func:`dihedral`). Works on
+    ``(..., H, W)`` tensors of any dtype; rotation needs square images. Random numbers
+    come from torch's global RNG (so ``seed_everything(workers=True)`` makes DataLoader
+    workers reproducible) unless a ``torch.Generator`` is given. The batched form on
+    the model's device is :class:`plankflux.data.batch_transforms.BatchImageTransform`.
     """
 
     def __init__(self, p: float = 0.5, generator: torch.Generator | None = None):
@@ -277,17 +307,8 @@ class TrainAugment:
         self.generator = generator
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        coins = torch.rand(3, generator=self.generator) < self.p
-        k = int(torch.randint(1, 4, (1,), generator=self.generator))
-        if coins[0]:
-            if x.shape[-1] != x.shape[-2]:
-                raise ValueError(f"90° rotation needs square images, got {tuple(x.shape)}")
-            x = torch.rot90(x, k, dims=(-2, -1))
-        if coins[1]:
-            x = torch.flip(x, dims=(-1,))
-        if coins[2]:
-            x = torch.flip(x, dims=(-2,))
-        return x
+        k, flips = draw_dihedral(1, self.p, self.generator)
+        return dihedral(x, int(k[0]), bool(flips[0, 0]), bool(flips[0, 1]))
 
     def __repr__(self) -> str:
         return f"TrainAugment(p={self.p})"

@@ -43,12 +43,32 @@ class ResizedImages:
         except Exception as err:  # name the file; PIL's messages often do not
             raise UnreadableImageError(self._paths[i], err) from err
 
+    def take(self, rows: Sequence[int]) -> np.ndarray:
+        """The ``(B, S, S, 3)`` uint8 images of ``rows``, in order (one fancy index of
+        the cache's memmap when there is one)."""
+        positions = [self._position[int(row)] for row in rows]
+        if self._cache is not None:
+            return np.take(self._cache.array, positions, axis=0)
+        if not positions:
+            return np.zeros((0, self._size, self._size, 3), np.uint8)
+        return np.stack([self[int(row)] for row in rows])
+
+
+def already_collated(batch):
+    """The DataLoader's ``collate_fn`` for datasets whose ``__getitems__`` returns a batch."""
+    return batch
+
 
 class TrapImageDataset(Dataset):
     """One item per particle row.
 
     Item: ``{"image": float32 (3, S, S), "label": int64 (-1 = unlabelled),
     "row": int64 (row of ``campaign.particles``)}``.
+
+    With ``pipeline=None`` the images stay decoded uint8 and the dataset fetches whole
+    batches (``__getitems__``, used by the DataLoader with :func:`already_collated`):
+    ``{"image": uint8 (B, S, S, 3), "label": (B,), "row": (B,)}``, for
+    :class:`~plankflux.data.batch_transforms.BatchImageTransform` on the device.
     """
 
     def __init__(
@@ -56,7 +76,7 @@ class TrapImageDataset(Dataset):
         rows: np.ndarray,
         labels: np.ndarray,
         images: ResizedImages,
-        pipeline: Callable[[np.ndarray], torch.Tensor],
+        pipeline: Callable[[np.ndarray], torch.Tensor] | None,
     ):
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -66,10 +86,28 @@ class TrapImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def batched(self) -> bool:
+        """Whether items are fetched a batch at a time, as uint8 (``pipeline=None``)."""
+        return self.pipeline is None
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor | int]:
         row = int(self.rows[i])
+        image = self.images[row]
         return {
-            "image": self.pipeline(self.images[row]),
+            "image": torch.from_numpy(image.copy()) if self.batched else self.pipeline(image),
             "label": int(self.labels[i]),
             "row": row,
+        }
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """A whole batch (``pipeline=None`` only; see the class docstring)."""
+        if not self.batched:
+            return [self[i] for i in indices]  # the DataLoader then collates as usual
+        index = np.asarray(indices, dtype=np.int64)
+        rows = self.rows[index]
+        return {
+            "image": torch.from_numpy(self.images.take(rows)),
+            "label": torch.from_numpy(self.labels[index]),
+            "row": torch.from_numpy(rows),
         }

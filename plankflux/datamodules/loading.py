@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from plankflux.data.trap_dataset import already_collated
 from plankflux.errors import PlankfluxError
 
 #: Synthetic data are generated only into a folder whose name starts with this (the
@@ -107,6 +108,8 @@ def split_loader(
     drop_last = split == "train" and len(dataset) % batch == 1
     sampler = _eval_sampler(dataset, split, unrepeated_eval)
     shuffle = split == "train"
+    # A dataset that fetches whole batches (``__getitems__``) returns them collated.
+    collate = already_collated if getattr(dataset, "batched", False) else None
     if shuffle and not _distributed():  # (under DDP Lightning's DistributedSampler shuffles)
         sampler, shuffle = EpochShuffle(len(dataset)), False
     return DataLoader(
@@ -116,6 +119,7 @@ def split_loader(
         sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory,
+        collate_fn=collate,
         persistent_workers=num_workers > 0,
         drop_last=drop_last,
     )

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from lightning import LightningDataModule
 
 from plankflux.data.audit import unsplittable_classes
+from plankflux.data.batch_transforms import BatchImageTransform
 from plankflux.data.campaign import PARTICLES_FILE, Campaign, load_campaign
 from plankflux.data.image_cache import ensure_image_cache
 from plankflux.data.splits import stratified_split
@@ -60,6 +62,7 @@ class TrapDataModule(SplitLoaders, LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
+        device_transforms: bool = False,
         cache_dir: str | None = None,
         skip_unreadable: bool = False,
         synthesize: dict | None = None,
@@ -78,6 +81,10 @@ class TrapDataModule(SplitLoaders, LightningDataModule):
             augment: random 90° rotation and flips on training images.
             exclude_ambiguous: drop particles flagged ``ambiguous`` from every split.
             predict_labelled_only: predict only the labelled target particles.
+            device_transforms: the DataLoader yields uint8 batches and the conversion,
+                augmentation and normalisation run batched on the model's device
+                (:mod:`plankflux.data.batch_transforms`; the same augmentation as the
+                per-item path). Use with ``cache_dir`` for GPU-speed input.
             cache_dir: folder for the decoded-image cache; ``None`` decodes every epoch.
             skip_unreadable: drop particles whose image is missing or undecodable
                 (listed in ``skipped``) instead of failing.
@@ -98,6 +105,7 @@ class TrapDataModule(SplitLoaders, LightningDataModule):
         self.splits: dict[str, np.ndarray] = {}
         self.skipped: list = []
         self._datasets: dict[str, TrapImageDataset] = {}
+        self.batch_transform: BatchImageTransform | None = None
 
     # ------------------------------------------------------------------ data
     def prepare_data(self) -> None:
@@ -231,19 +239,27 @@ class TrapDataModule(SplitLoaders, LightningDataModule):
         if self.hparams.target_labels:  # target particles train with the given labels
             extra = self.target_label_rows()
             labels[extra.index.to_numpy()] = extra.map(index).to_numpy()
+        if self.hparams.device_transforms:
+            self.batch_transform = BatchImageTransform(self.hparams.augment, mean_std)
         for split, split_rows in self.splits.items():
             train = split == "train" and self.hparams.augment
+            pipeline = None if self.batch_transform else ImagePipeline(train, mean_std)
             self._datasets[split] = TrapImageDataset(
-                split_rows,
-                labels[split_rows],
-                images,
-                ImagePipeline(train=train, mean_std=mean_std),
+                split_rows, labels[split_rows], images, pipeline
             )
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
         if stage in (None, "fit") and not self.hparams.target_labels:
             fraction = self.hparams.val_fraction
             for line in unsplittable_classes(campaign, fraction, self.train_domains):
                 log.warning(line)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """With ``device_transforms``: the uint8 batch, now on the model's device, becomes
+        the model input (augmented only in a training step)."""
+        if self.batch_transform is not None and batch["image"].dtype == torch.uint8:
+            training = self.trainer is not None and self.trainer.training
+            batch["image"] = self.batch_transform(batch["image"], train=training)
+        return batch
 
     def split_frame(self, split: str) -> pd.DataFrame:
         """The particle rows of one split (after ``setup``)."""

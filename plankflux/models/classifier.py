@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassPrecision, MulticlassRecall
 
-from plankflux.models.components.member import build_member
+from plankflux.models.components.member import as_memory_format, build_member, speed_up
 from plankflux.optim.schedules import OptimizerFactory, SchedulerFactory, configure_optimization
 
 
@@ -27,6 +27,10 @@ class ParticleClassifier(LightningModule):
     validation and test metrics are torchmetrics states summed over the ranks, so they
     equal one process's (the trap DataModule gives each rank distinct images).
     ``predict_step`` returns ``{"row": (B,), "probs": (B, C)}``.
+
+    ``channels_last`` (NHWC convolutions, faster with tensor cores) and ``compile``
+    (``torch.compile`` of the network) change speed, not results beyond float rounding;
+    neither is stored in the checkpoint.
 
     The data settings (``image_size``, ``resize_mode``, ``normalize``) are stored in
     the checkpoint with the class list, so a checkpoint can be refused for data it was
@@ -43,13 +47,19 @@ class ParticleClassifier(LightningModule):
         resize_mode: str = "resize",
         normalize: str | None = "none",
         backbone: str = "resnet18",
+        channels_last: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
-        # The factories are configuration, not state: kept out of the checkpoint.
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        # The factories and the speed switches are configuration, not state: kept out
+        # of the checkpoint.
+        self.save_hyperparameters(ignore=["optimizer", "scheduler", "channels_last", "compile"])
         self.class_names = list(class_names)
         # Paper A's member is ResNet-18; ``efficientnet_lite0`` is a CPU-demo option.
-        self.net = build_member(len(self.class_names), backbone, weights)
+        self.net = speed_up(
+            build_member(len(self.class_names), backbone, weights), channels_last, compile
+        )
+        self.channels_last = bool(channels_last)
         # Paper A: AdamW, lr 1e-3, weight decay 1e-2, no schedule (docs/paper_a.md).
         self.optimizer_factory = optimizer or partial(torch.optim.AdamW, lr=1e-3, weight_decay=1e-2)
         self.scheduler_factory = scheduler
@@ -73,7 +83,7 @@ class ParticleClassifier(LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> logits (B, C)."""
-        return self.net(images)
+        return self.net(as_memory_format(images, self.channels_last))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.criterion(self(batch["image"]), batch["label"])

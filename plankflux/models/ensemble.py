@@ -15,6 +15,7 @@ from plankflux.models.checkpoints import (
     find_member_checkpoints,
     load_member,
 )
+from plankflux.models.components.member import as_memory_format, speed_up
 
 
 class EnsemblePredictor(LightningModule):
@@ -22,11 +23,18 @@ class EnsemblePredictor(LightningModule):
     members in turn, so the data are decoded once.
 
     ``predict_step`` returns ``{"row": (B,), "probs": (M, B, C)}`` softmax scores of
-    the M members. Members must agree on classes, image size, resize mode and
-    normalisation, and so must the data they predict: anything else is refused.
+    the M members (``channels_last``, ``compile``: as for
+    :class:`~plankflux.models.classifier.ParticleClassifier`). Members must agree on
+    classes, image size, resize mode and normalisation, and so must the data they
+    predict: anything else is refused.
     """
 
-    def __init__(self, checkpoints: str | os.PathLike | Sequence[str | os.PathLike]):
+    def __init__(
+        self,
+        checkpoints: str | os.PathLike | Sequence[str | os.PathLike],
+        channels_last: bool = False,
+        compile: bool = False,
+    ):
         super().__init__()
         paths = find_member_checkpoints(checkpoints)
         members = [load_member(p) for p in paths]
@@ -41,7 +49,10 @@ class EnsemblePredictor(LightningModule):
         self.checkpoint_paths = [str(p) for p in paths]
         self.signature = reference
         self.class_names = reference["class_names"]
-        self.members = nn.ModuleList(member.net for member in members)
+        self.members = nn.ModuleList(
+            speed_up(member.net, channels_last, compile) for member in members
+        )
+        self.channels_last = bool(channels_last)
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -59,6 +70,7 @@ class EnsemblePredictor(LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> softmax scores (M, B, C)."""
+        images = as_memory_format(images, self.channels_last)
         return torch.stack([member(images).softmax(dim=-1) for member in self.members])
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:

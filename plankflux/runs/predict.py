@@ -62,7 +62,10 @@ def run(cfg: DictConfig) -> Path:
         if OmegaConf.is_config(cfg.checkpoints)
         else cfg.checkpoints
     )
-    model = EnsemblePredictor(checkpoints)
+    speed = cfg.get("model") or {}
+    model = EnsemblePredictor(
+        checkpoints, speed.get("channels_last", False), speed.get("compile", False)
+    )
     adopt_member_preprocessing(cfg, model.signature)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     writer = hydra.utils.instantiate(cfg.writer)

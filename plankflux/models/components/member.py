@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import warnings
 
+import torch
 from torch import Tensor, nn
 
 from plankflux.models.components.image_towers import build_image_tower
@@ -55,3 +56,19 @@ def build_member(
         )
     tower = build_image_tower("efficientnet_lite0", pretrained=pretrained, in_chans=3)
     return TowerClassifier(tower, num_classes)
+
+
+def speed_up(net: nn.Module, channels_last: bool = False, compile: bool = False) -> nn.Module:
+    """``net`` with its weights in channels-last order and/or compiled in place
+    (``nn.Module.compile``: the state dict keeps its keys, so checkpoints do not change)."""
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    if compile:
+        net.compile()
+    return net
+
+
+def as_memory_format(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``images`` (B, C, H, W) in channels-last order when ``channels_last`` (a no-op
+    when they already are), else unchanged."""
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
