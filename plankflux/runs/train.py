@@ -154,6 +154,8 @@ _NOT_TRAINING = (
     "paths", "hydra", "logger", "members", "seed", "ckpt_path", "task_name", "tags",
     "keep_last_checkpoint", "allow_mixed_members", "train", "test",
     "data.num_workers", "data.pin_memory", "data.cache_dir", "data.persistent_workers",
+    # Speed switches: the same augmentation distribution and model, other kernels.
+    "data.device_transforms", "model.channels_last", "model.compile",
     "trainer.devices", "trainer.accelerator", "trainer.strategy", "trainer.num_nodes",
     "trainer.enable_progress_bar", "trainer.enable_model_summary",
     "trainer.log_every_n_steps", "trainer.default_root_dir", "trainer.plugins",

@@ -68,3 +68,18 @@ def test_the_saved_settings_leave_out_paths_loggers_and_seed(tmp_path):
     assert "data.batch_size" in keys and "callbacks.early_stopping.patience" in keys
     assert not {k for k in keys if k.startswith(("paths.", "logger.", "hydra."))}
     assert "seed" not in keys and "callbacks.model_checkpoint.dirpath" not in keys
+
+
+def test_speed_switches_do_not_count_as_other_training_settings(tmp_path):
+    plain = train.training_settings(_cfg(tmp_path))
+    fast = train.training_settings(
+        _cfg(
+            tmp_path,
+            "data.device_transforms=true",
+            "model.channels_last=true",
+            "model.compile=true",
+            "data.num_workers=4",
+        )
+    )
+    assert plain == fast
+    assert train.training_settings(_cfg(tmp_path, "data.augment=false")) != plain
