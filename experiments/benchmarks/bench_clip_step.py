@@ -1,0 +1,136 @@
+"""Paper B's CLIP pre-training: image–profile pairs per second through a real training run.
+
+Composes ``plankflux train experiment=clip_lab`` (EfficientNet-B0 image tower, CNN
+profile tower, InfoNCE) on a synthetic LAB-like data set, then trains it with a real
+Lightning Trainer in this process, without validation, checkpoints or loggers; the first
+epoch is a warm-up and is not timed. Each ``--workers`` value is one arm, measured in
+this same run (the first is the baseline of the ratios). Today's input path decodes each
+PNG, parses each profile CSV and augments in the loader, per pair. Usage:
+
+    .venv/bin/python experiments/benchmarks/bench_clip_step.py [--scale demo|paper]
+        [--size 224] [--batch-size 512] [--epochs 3] [--workers 0 8]
+        [--precision bf16-mixed] [--accelerator gpu] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+
+from plankflux.layout import CONFIG_DIR
+from plankflux.utils.atomic import atomic_open
+
+
+class EpochTimer(L.Callback):
+    """Wall time and pairs of every training epoch after the first."""
+
+    def __init__(self):
+        self.seconds, self.pairs, self._start = 0.0, 0, 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch > 0:
+            self.pairs += len(batch["image"])
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        if trainer.current_epoch > 0:
+            self.seconds += time.perf_counter() - self._start
+
+
+def run_arm(args, workers: int, data_dir: Path) -> dict:
+    overrides = [
+        "experiment=clip_lab",
+        f"data=synthetic_lab_{args.scale}",
+        f"paths.data_dir={data_dir}",
+        f"data.image_size={args.size}",
+        f"data.image_pad_size={round(args.size * 236 / 224)}",
+        f"data.batch_size={args.batch_size}",
+        f"data.num_workers={workers}",
+        f"data.pin_memory={args.accelerator != 'cpu'}",
+        "model.image_tower.pretrained=false",  # speed does not depend on the start
+    ]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    L.seed_everything(0, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    model = hydra.utils.instantiate(
+        cfg.model, class_names=list(datamodule.class_names), _convert_="all"
+    )
+    timer = EpochTimer()
+    trainer = L.Trainer(
+        max_epochs=args.epochs,
+        accelerator=args.accelerator,
+        devices=1,
+        precision=args.precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return {
+        "workers": workers,
+        "image_tower": cfg.model.image_tower.name,
+        "pairs_per_s": round(timer.pairs / timer.seconds, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="demo", choices=("tiny", "demo", "paper"))
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0])
+    parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench_clip_"))
+    arms = [run_arm(args, workers, data_dir) for workers in args.workers]
+    for arm in arms:
+        arm["ratio_to_first_arm"] = round(arm["pairs_per_s"] / arms[0]["pairs_per_s"], 2)
+        print(f"workers={arm['workers']:<3d} {arm['pairs_per_s']:9.1f} pairs/s")
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available() and args.accelerator != "cpu"
+        else f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
+    )
+    result = {
+        "benchmark": "CLIP pre-training step (Paper B), today's per-pair input path",
+        "device": device,
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "data": f"synthetic LAB {args.scale}",
+        "image_size": args.size,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "timed_epochs": args.epochs - 1,
+        "arms": arms,
+    }
+    if args.out:
+        with atomic_open(args.out) as handle:
+            json.dump(result, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
