@@ -9,12 +9,14 @@ consumes:
 * ``cache``: the decoded-image cache, per-item conversion and augmentation;
 * ``cache_batched``: the cache with ``device_transforms=True``: one memmap indexing per
   batch, then conversion and augmentation of the whole uint8 batch on ``--device``
-  (``cpu`` here, ``cuda`` on a GPU host: what a training step then does).
+  (``cpu`` here, ``cuda`` on a GPU host: what a training step then does);
+* ``cache_batched_loader``: the same loader alone, its uint8 batches not transformed:
+  what the CPU must deliver when the transform runs on a GPU.
 
 The cached arms' one-off build time is reported separately. Usage:
 
     .venv/bin/python experiments/benchmarks/bench_image_cache.py \
-        [--campaign DIR | --scale demo] [--size 64] [--epochs 3] [--workers 0] \
+        [--campaign DIR | --scale demo] [--size 64] [--epochs 1] [--repeats 5] [--workers 0] \
         [--device cpu|cuda] [--out FILE.json]
 
 Prints one line per arm and the ratios to ``no_cache``; writes JSON with ``--out``.
@@ -30,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from plankflux.datamodules.trap import TrapDataModule
@@ -37,17 +40,21 @@ from plankflux.synthetic.trap import generate_trap_campaign
 from plankflux.utils.atomic import atomic_open
 
 
-def images_per_second(dm: TrapDataModule, epochs: int, device: torch.device) -> float:
-    """Iterate the training loader ``epochs`` times, each batch made model-ready on
-    ``device`` (augmented; the batched path transforms there)."""
+def images_per_second(
+    dm: TrapDataModule, epochs: int, device: torch.device, transform: bool = True
+) -> float:
+    """Iterate the training loader ``epochs`` times, each batch moved to ``device`` and,
+    with ``transform``, made model-ready there (augmented; the batched path transforms
+    on the device, the per-item path already did in the loader)."""
     n, start = 0, time.perf_counter()
     for _ in range(epochs):
         for batch in dm.train_dataloader():
             images = batch["image"].to(device, non_blocking=True)
-            if dm.batch_transform is not None:
+            if transform and dm.batch_transform is not None:
                 images = dm.batch_transform(images, train=True)
             n += len(batch["label"])
-            images.sum().item()  # make sure the tensor is really materialised
+            # Eager tensors are complete when returned; CUDA work is awaited below. (No
+            # touching sum: summing 19 MB of uint8 costs more than fetching it.)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return n / (time.perf_counter() - start)
@@ -59,13 +66,21 @@ def main() -> None:
     parser.add_argument("--scale", default="demo", choices=("tiny", "demo", "paper"))
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--resize-mode", default="resize", choices=("resize", "pad"))
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per timing")
+    parser.add_argument("--repeats", type=int, default=5, help="timings per arm (median)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="where batches are made model-ready")
+    parser.add_argument(
+        "--threads", type=int, help="torch threads (default: torch's); 1 on a loaded machine"
+    )
     parser.add_argument("--out", help="write the figures to this JSON file")
     args = parser.parse_args()
 
+    if args.threads:
+        # On a machine shared with other jobs, a multi-threaded op waits for its
+        # descheduled threads: one scheduler time slice per op, whatever the arm.
+        torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench_cache_"))
     try:
         root = (
@@ -97,7 +112,16 @@ def main() -> None:
                 build_s = time.perf_counter() - start
         # Warm the OS file cache so every arm reads from memory.
         images_per_second(modules["no_cache"], 1, device)
-        rates = {name: images_per_second(dm, args.epochs, device) for name, dm in modules.items()}
+        # Arms interleaved, each timed --repeats times, medians kept: a machine whose
+        # load changes during the run then biases no arm.
+        timings = {name: [] for name in modules}
+        timings["cache_batched_loader"] = []
+        for _ in range(args.repeats):
+            for name, dm in modules.items():
+                timings[name].append(images_per_second(dm, args.epochs, device))
+            loader_only = images_per_second(modules["cache_batched"], args.epochs, device, False)
+            timings["cache_batched_loader"].append(loader_only)
+        rates = {name: float(np.median(values)) for name, values in timings.items()}
         base = rates["no_cache"]
         result = {
             "benchmark": "model-ready training batches from TrapDataModule",
@@ -111,13 +135,15 @@ def main() -> None:
             "batch_size": args.batch_size,
             "workers": args.workers,
             "epochs": args.epochs,
+            "repeats": args.repeats,
+            "all_images_per_s": {k: [round(v, 1) for v in vs] for k, vs in timings.items()},
             "torch": torch.__version__,
             "images_per_s": {name: round(rate, 1) for name, rate in rates.items()},
             "ratio_to_no_cache": {name: round(rate / base, 2) for name, rate in rates.items()},
             "cache_build_s": round(build_s, 2),
         }
         for name, rate in rates.items():
-            print(f"{name:14s} {rate:9.1f} images/s  {rate / base:6.2f}x")
+            print(f"{name:20s} {rate:9.1f} images/s  {rate / base:6.2f}x")
         print(f"(one-off cache build {build_s:.1f} s)")
         if args.out:
             with atomic_open(args.out) as handle:

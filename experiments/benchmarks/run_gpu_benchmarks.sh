@@ -16,7 +16,7 @@ nvidia-smi --query-gpu=name,memory.total,utilization.gpu --format=csv || true
 bench=experiments/benchmarks
 # 1. Model-ready batches alone at 224 px: PIL / cache per item / cache + uint8 batches
 #    made ready on the GPU.
-python3 $bench/bench_image_cache.py --scale demo --size 224 --epochs 3 --workers "$workers" \
+python3 $bench/bench_image_cache.py --scale demo --size 224 --repeats 5 --workers "$workers" \
   --device cuda --out "$out/${prefix}image_cache_224px_workers${workers}.json"
 # 2. ResNet-18 training at 224 px: today's paths (pil, cache) against uint8 batches
 #    augmented on the GPU, channels_last and torch.compile; fp32 and bf16-mixed.
