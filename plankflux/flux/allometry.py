@@ -279,3 +279,31 @@ def carbon_for_rows(
             volume = shape_dimensions(shape, esd[mask])[2]
             carbon[mask] = a_of[mask] * volume ** b_of[mask]
     return carbon
+
+
+def carbon_by_group(
+    esd_um: Sequence[float], allometry: Allometry, rows: Iterable[int] | None = None
+) -> np.ndarray:
+    """Carbon (mg C) of every particle as if it belonged to each allometry row.
+
+    Returns ``(R + 1, N)`` float64 for ``R`` table rows and ``N`` ESDs: row ``r + 1``
+    holds ``A_r · V_r(ESD)^B_r``, row 0 is 0.0 (zero-carbon classes, :func:`group_index`
+    ``-1``), so a prediction's carbon is ``out[group + 1, particle]``. Only ``rows``
+    (default all) are computed; the others stay 0. The arithmetic is
+    :func:`carbon_for_rows`'s, element by element, so the values are bit-identical.
+    ESDs are not checked here (NaN carbon for a bad ESD): the caller refuses
+    flux-carrying particles without a positive ESD (:func:`carbon_for_rows` raises).
+    """
+    esd = np.asarray(esd_um, dtype=np.float64).reshape(-1)
+    table = allometry
+    out = np.zeros((len(table.rows) + 1, len(esd)))
+    volumes: dict[str, np.ndarray] = {}
+    with np.errstate(all="ignore"):  # bad ESDs give NaN here and are refused by the caller
+        for r in sorted(set(range(len(table.rows)) if rows is None else rows)):
+            _, shape, a, b = table.rows[r]
+            if shape not in volumes:
+                volumes[shape] = shape_dimensions(shape, esd)[2]
+            # A full array exponent (not a scalar), as carbon_for_rows' per-row arrays:
+            # NumPy's power loop then takes the same vectorised path (bit-identical).
+            np.multiply(a, volumes[shape] ** np.full(len(esd), b), out=out[r + 1])
+    return out

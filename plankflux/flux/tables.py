@@ -37,13 +37,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plankflux.flux.allometry import Allometry, carbon_for_rows, group_index, load_allometry
+from plankflux.flux.allometry import (
+    Allometry,
+    carbon_by_group,
+    carbon_for_rows,
+    group_index,
+    load_allometry,
+)
 from plankflux.flux.predictions import (
     HUMAN,
     as_frames,
-    check_predictions,
+    code_predictions,
+    combo_codes,
     human_label_column,
     human_predictions,
+    row_slices,
     with_fixed_labels,
 )
 from plankflux.layout import FLUX_BY_SAMPLE_FILE, FLUX_SUMMARY_FILE
@@ -88,15 +96,16 @@ def _sample_denominator(samples: pd.DataFrame, needed: np.ndarray) -> np.ndarray
 
 
 def _area_ratio(
-    particles: pd.DataFrame, pos: np.ndarray, report: pd.DataFrame, s_code: np.ndarray
-) -> np.ndarray:
-    """Per prediction row: the sample's imaged area over the particle's own (1 where the
-    particle has none), so that carbon × ratio / sample area = carbon / particle area."""
+    particles: pd.DataFrame, report: pd.DataFrame, particle_sample: np.ndarray
+) -> np.ndarray | None:
+    """Per particle (N,): its sample's imaged area over its own (1 where it has none), so
+    that carbon × ratio / sample area = carbon / particle area; ``None`` without an
+    ``imaged_area_m2`` column in ``particles`` (every ratio 1)."""
     if "imaged_area_m2" not in particles.columns:
-        return np.ones(len(pos))
-    own = pd.to_numeric(particles["imaged_area_m2"], errors="coerce").to_numpy(np.float64)[pos]
+        return None
+    own = pd.to_numeric(particles["imaged_area_m2"], errors="coerce").to_numpy(np.float64)
     sample = pd.to_numeric(report["imaged_area_m2"], errors="coerce").to_numpy(np.float64)
-    of_row = np.where(s_code >= 0, sample[np.maximum(s_code, 0)], np.nan)
+    of_row = np.where(particle_sample >= 0, sample[np.maximum(particle_sample, 0)], np.nan)
     usable = np.isfinite(own) & (own > 0) & np.isfinite(of_row)
     return np.where(usable, of_row / np.where(usable, own, 1.0), 1.0)
 
@@ -117,6 +126,10 @@ def flux_by_sample(
     then ``total``), 0 where no particle falls, never dropped. ``n_particles`` counts
     the group's particles; ``coverage`` is the fraction of the sample's particles that
     got a label from this treatment/member (1 for an empty sample).
+
+    Computed on integer codes: every string column is factorized once (its checks and
+    lookups run on the distinct values), carbon is computed per particle and group, and
+    the sums are ``bincount`` s over a (treatment × member, sample, group) code.
     """
     particles, samples = as_frames(campaign)
     table = load_allometry(allometry)
@@ -125,44 +138,79 @@ def flux_by_sample(
     ids = pd.Index(particles["particle_id"].astype(str))
     if len(preds) == 0:
         raise ValueError("no predictions (and no labelled particles): nothing to compute flux from")
-    pos = check_predictions(preds, ids)
+    coded = code_predictions(preds, ids)
+    pos = coded.position  # (R,) each prediction row's particle
+    used = np.zeros(len(particles), dtype=bool)  # (N,) particles that some row predicts
+    used[pos] = True
 
     if sample_ids is None:
         d_code, d_names = pd.factorize(particles["domain"])
-        domains = set(d_names[np.unique(d_code[pos])])
+        # np.unique of the codes as before (a missing domain, code -1, names the last one)
+        present = np.bincount(d_code[used] + 1, minlength=len(d_names) + 1) > 0
+        domains = set(d_names[np.flatnonzero(present) - 1])
         sample_ids = samples.loc[samples["domain"].isin(domains), "sample_id"].tolist()
     report = samples.set_index(samples["sample_id"].astype(str)).reindex(list(sample_ids))
     absent = [s for s, d in zip(sample_ids, report["domain"], strict=True) if pd.isna(d)]
     if absent:
         raise ValueError(f"sample_id(s) not in the samples table: {absent}")
     sample_index = pd.Index(report.index)
-    orphan = ~particles["sample_id"].astype(str).isin(samples["sample_id"].astype(str))
-    if orphan.to_numpy()[pos].any():
-        missing = sorted(set(particles["sample_id"].to_numpy()[pos][orphan.to_numpy()[pos]]))
+    # The particles' sample ids hold few distinct values: look those up, not 1e6 strings.
+    p_code, p_samples = pd.factorize(particles["sample_id"].astype(str), use_na_sentinel=False)
+    known = pd.Series(p_samples).isin(samples["sample_id"].astype(str)).to_numpy()
+    orphan = ~known[p_code] & used
+    if orphan.any():
+        missing = sorted(set(particles["sample_id"].to_numpy()[orphan]))
         raise ValueError(f"particles belong to sample(s) missing from the samples table: {missing}")
-    particle_sample = sample_index.get_indexer(particles["sample_id"].astype(str))
-    s_code = particle_sample[pos]
+    particle_sample = sample_index.get_indexer(p_samples)[p_code]  # (N,) -1: not reported
 
-    group = group_index(preds["label"], table)
-    esd = particles["esd_um"].to_numpy(dtype=np.float64)[pos]
-    carbon = carbon_for_rows(group, esd, table, ids=preds["particle_id"])
-    carbon = carbon * _area_ratio(particles, pos, report, s_code)
+    group_of_label = group_index(coded.labels, table)  # (L,) allometry row, -1: no carbon
+    esd = particles["esd_um"].to_numpy(dtype=np.float64)
+    bad_esd = ~(np.isfinite(esd) & (esd > 0))
+    if (bad_esd & used).any():  # raises, naming the flux-carrying rows with a bad ESD
+        group = group_of_label[coded.label_code]
+        carbon_for_rows(group, esd[pos], table, ids=preds["particle_id"])
+    ratio = _area_ratio(particles, report, particle_sample)
 
-    t_code, treatments = pd.factorize(preds["treatment"].astype(str))
-    member = preds["member"].to_numpy(dtype=np.int64)
-    n_m = int(member.max()) + 1
-    combo_code, combo = pd.factorize(t_code * n_m + member, sort=True)
+    # Treatments as strings (two values equal as strings merge), codes by first appearance.
+    t_remap, treatments = pd.factorize(pd.Series(coded.treatments).astype(str))
+    n_m, combo_code, combo = coded.n_members, coded.combo_code, coded.combos
+    if len(treatments) < len(coded.treatments):  # some merged: recode the combinations
+        t_code = t_remap[coded.treatment_code]
+        combo_code, combo = combo_codes(t_code, len(treatments), coded.member, n_m)
     n_k, n_s, n_g = len(combo), len(sample_index), len(table.groups)
-    keep = s_code >= 0
-    flat = combo_code[keep] * n_s + s_code[keep]
-    per_sample_rows = np.bincount(flat, minlength=n_k * n_s).reshape(n_k, n_s)
-    keep &= group >= 0
-    idx = (combo_code[keep] * n_s + s_code[keep]) * n_g + group[keep]
-    size = n_k * n_s * n_g
-    mg = np.bincount(idx, carbon[keep], size).reshape(n_k, n_s, n_g)
-    mg2 = np.bincount(idx, carbon[keep] ** 2, size).reshape(n_k, n_s, n_g)
-    count = np.bincount(idx, minlength=size).reshape(n_k, n_s, n_g)
-    mg, mg2, count = (np.concatenate([x, x.sum(-1, keepdims=True)], -1) for x in (mg, mg2, count))
+    # One bin per (combo, sample, group + 1): group -1 (zero carbon) lands in group slot
+    # 0, rows of unreported samples in one extra bin (``size``). Each bin adds its rows
+    # in row order, as the per-group sums did, so the float sums are unchanged.
+    size = n_k * n_s * (n_g + 1)
+    sample_bin = np.where(particle_sample >= 0, particle_sample * (n_g + 1), size)  # (N,)
+    bins = np.empty(len(pos), dtype=np.int64)  # (R,)
+    carbon = np.empty(len(pos))  # (R,) mg C per prediction row
+    # Carbon of each particle for each group some row gives it, once (not once per
+    # member): (G + 1, N), row 0 zero carbon. Values as carbon_for_rows' per row.
+    given = np.unique(group_of_label[group_of_label >= 0])
+    per_particle = carbon_by_group(esd, table, given)
+    if ratio is not None:
+        per_particle[given + 1] *= ratio
+    slot_of_label = group_of_label + 1  # (L,) the label's row in per_particle
+    flat_of_label = slot_of_label * len(particles)  # (L,) where that row starts
+    per_particle = per_particle.reshape(-1)
+    for rows in row_slices(len(pos)):  # slice-sized temporaries (see ROW_CHUNK)
+        p, label = pos[rows], coded.label_code[rows]
+        np.take(per_particle, flat_of_label[label] + p, out=carbon[rows])
+        b = np.multiply(combo_code[rows], n_s * (n_g + 1), dtype=np.int64)
+        b += sample_bin[p]
+        b += slot_of_label[label]
+        np.minimum(b, size, out=bins[rows])  # an unreported sample's rows: bin ``size``
+    count_all = np.bincount(bins, minlength=size + 1)[:size].reshape(n_k, n_s, n_g + 1)
+    mg = np.bincount(bins, carbon, size + 1)[:size].reshape(n_k, n_s, n_g + 1)[..., 1:]
+    np.square(carbon, out=carbon)
+    mg2 = np.bincount(bins, carbon, size + 1)[:size].reshape(n_k, n_s, n_g + 1)[..., 1:]
+    per_sample_rows = count_all.sum(-1)
+    count = count_all[..., 1:]
+    mg, mg2, count = (
+        np.concatenate([x, x.sum(-1, keepdims=True)], -1)
+        for x in (np.ascontiguousarray(y) for y in (mg, mg2, count))
+    )
 
     denom = _sample_denominator(report, (mg > 0).any(axis=(0, 2)))
     scale = (1.0 / MG_PER_MMOL_C / denom)[None, :, None]
@@ -254,11 +302,17 @@ def flux_tables(
         by_sample = flux_by_sample((particles, samples), None, allometry)
         return by_sample, summarise_flux(by_sample, samples)
     by_sample = flux_by_sample((particles, samples), predictions, allometry, fixed_labels)
-    if include_human and not (predictions["treatment"] == HUMAN).any():
+    # by_sample's treatments are the predictions' as strings (fewer rows to compare)
+    if include_human and not (by_sample["treatment"] == HUMAN).any():
         # The human reference of the same samples, so every model row has its reference.
+        column = human_label_column(particles)
+        annotated = (particles[column].fillna("").astype(str) != "").to_numpy()
         reported = pd.unique(by_sample["sample_id"])
-        own = particles["sample_id"].astype(str).isin(reported)
-        human = human_predictions(particles[own], column=human_label_column(particles))
+        if annotated.any():  # else no human rows: skip selecting the particles
+            own = particles["sample_id"].astype(str).isin(reported)
+            human = human_predictions(particles[own], column=column)
+        else:
+            human = ()
         if len(human):
             by_human = flux_by_sample((particles, samples), human, allometry, None, list(reported))
             by_sample = pd.concat([by_sample, by_human], ignore_index=True)
