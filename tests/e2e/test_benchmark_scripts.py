@@ -1,0 +1,62 @@
+"""Every benchmark script still runs end to end and writes its JSON (smoke runs at tiny
+sizes on the CPU; the figures themselves are not checked: speed is not a test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "experiments" / "benchmarks"
+
+CASES = {
+    "bench_image_cache.py": (
+        ["--scale", "tiny", "--size", "16", "--repeats", "1", "--threads", "1"],
+        lambda r: set(r["images_per_s"])
+        == {"no_cache", "cache", "cache_batched", "cache_batched_loader"},
+    ),
+    "bench_train_throughput.py": (
+        ["--scale", "tiny", "--size", "16", "--epochs", "2", "--batch-size", "16",
+         "--accelerator", "cpu", "--arms", "cache", "batched_cl"],
+        lambda r: [a["arm"] for a in r["arms"]] == ["cache", "batched_cl"]
+        and all(a["images_per_s"] > 0 for a in r["arms"]),
+    ),
+    "bench_predict_throughput.py": (
+        ["--scale", "tiny", "--size", "16", "--members", "2", "--batch-size", "32",
+         "--repeats", "1", "--accelerator", "cpu"],
+        lambda r: [a["arm"] for a in r["arms"]] == ["cache", "batched", "batched_cl"]
+        and all(a["member_images_per_s"] == pytest.approx(2 * a["images_per_s"], rel=0.01)
+                for a in r["arms"]),
+    ),
+    "bench_clip_step.py": (
+        ["--scale", "tiny", "--size", "32", "--batch-size", "16", "--epochs", "2",
+         "--accelerator", "cpu"],
+        lambda r: r["arms"][0]["pairs_per_s"] > 0,
+    ),
+    "bench_flux.py": (
+        ["--particles", "3000", "--samples", "20", "--loop-budget", "5"],
+        lambda r: r["particles"] == 3000 and r["speedup"] > 0,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_benchmark_runs_and_writes_json(script, tmp_path):
+    args, check = CASES[script]
+    out = tmp_path / "result.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), *args, "--out", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert check(json.loads(out.read_text())), out.read_text()
