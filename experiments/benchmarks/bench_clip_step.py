@@ -3,12 +3,14 @@
 Composes ``plankflux train experiment=clip_lab`` (EfficientNet-B0 image tower, CNN
 profile tower, InfoNCE) on a synthetic LAB-like data set, then trains it with a real
 Lightning Trainer in this process, without validation, checkpoints or loggers; the first
-epoch is a warm-up and is not timed. Each ``--workers`` value is one arm, measured in
-this same run (the first is the baseline of the ratios). Today's input path decodes each
-PNG, parses each profile CSV and augments in the loader, per pair. Usage:
+epoch is a warm-up and is not timed. Arms, all measured in this same run (the first is
+the baseline of the ratios): each ``--paths`` × ``--workers``, where ``item`` is the
+per-pair path (decode each PNG, parse each profile CSV, augment, all in the loader) and
+``batched`` is ``data.device_transforms=true`` (the loader decodes and resizes; the random
+augmentation runs on whole batches on the device). Usage:
 
     .venv/bin/python experiments/benchmarks/bench_clip_step.py [--scale demo|paper]
-        [--size 224] [--batch-size 512] [--epochs 3] [--workers 0 8]
+        [--size 224] [--batch-size 512] [--epochs 3] [--workers 0 8] [--paths item batched]
         [--precision bf16-mixed] [--accelerator gpu] [--out FILE.json]
 """
 
@@ -52,7 +54,7 @@ class EpochTimer(L.Callback):
             self.seconds += time.perf_counter() - self._start
 
 
-def run_arm(args, workers: int, data_dir: Path) -> dict:
+def run_arm(args, path: str, workers: int, data_dir: Path) -> dict:
     overrides = [
         "experiment=clip_lab",
         f"data=synthetic_lab_{args.scale}",
@@ -62,6 +64,7 @@ def run_arm(args, workers: int, data_dir: Path) -> dict:
         f"data.batch_size={args.batch_size}",
         f"data.num_workers={workers}",
         f"data.pin_memory={args.accelerator != 'cpu'}",
+        f"data.device_transforms={path == 'batched'}",
         "model.image_tower.pretrained=false",  # speed does not depend on the start
     ]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -87,6 +90,7 @@ def run_arm(args, workers: int, data_dir: Path) -> dict:
     )
     trainer.fit(model, datamodule=datamodule)
     return {
+        "path": path,
         "workers": workers,
         "image_tower": cfg.model.image_tower.name,
         "pairs_per_s": round(timer.pairs / timer.seconds, 1),
@@ -100,23 +104,26 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--paths", nargs="+", default=["item", "batched"], choices=("item", "batched")
+    )
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--out")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench_clip_"))
-    arms = [run_arm(args, workers, data_dir) for workers in args.workers]
+    arms = [run_arm(args, p, w, data_dir) for p in args.paths for w in args.workers]
     for arm in arms:
         arm["ratio_to_first_arm"] = round(arm["pairs_per_s"] / arms[0]["pairs_per_s"], 2)
-        print(f"workers={arm['workers']:<3d} {arm['pairs_per_s']:9.1f} pairs/s")
+        print(f"{arm['path']:8s} workers={arm['workers']:<3d} {arm['pairs_per_s']:9.1f} pairs/s")
     device = (
         torch.cuda.get_device_name(0)
         if torch.cuda.is_available() and args.accelerator != "cpu"
         else f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
     )
     result = {
-        "benchmark": "CLIP pre-training step (Paper B), today's per-pair input path",
+        "benchmark": "CLIP pre-training step (Paper B): per-pair vs batched augmentation",
         "device": device,
         "torch": torch.__version__,
         "lightning": L.__version__,

@@ -29,7 +29,7 @@ python3 $bench/bench_predict_throughput.py --scale demo --size 224 --members 5 \
   --batch-size 1024 --workers "$workers" --accelerator gpu --precision bf16-mixed 32-true \
   --out "$out/${prefix}predict_throughput_224px.json"
 # 4. Paper B's CLIP step (EfficientNet-B0 + CNN profile, InfoNCE, batch 512, 224 px):
-#    today's per-pair input path, with 0 and 8 loader workers.
+#    the per-pair input path against batched augmentation on the GPU, 0 and 8 workers.
 python3 $bench/bench_clip_step.py --scale demo --size 224 --batch-size 512 --epochs 3 \
   --workers 0 "$workers" --accelerator gpu --precision bf16-mixed \
   --out "$out/${prefix}clip_step_224px.json"

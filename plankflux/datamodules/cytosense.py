@@ -41,6 +41,7 @@ from plankflux.data.cytosense import (
     load_pairs,
     read_profile,
 )
+from plankflux.data.cytosense_batch_transforms import BatchPairTransform, PairPrepare
 from plankflux.data.cytosense_transforms import SCALE_BAR_PX, PairTransform
 from plankflux.data.images import as_grey, open_image
 from plankflux.data.multicrop import MultiCropTransform
@@ -133,6 +134,7 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
+        device_transforms: bool = False,
         synthesize: dict | Sequence[dict | None] | None = None,
         multicrop: dict | None = None,
     ):
@@ -148,6 +150,10 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
             split: ``fold`` (5-fold CV, 80/5/15) or ``pretrain`` (95/5 of all pairs).
             fold, n_folds, seed: which fold, how many, and the split seed.
             augment: random augmentations and the joint flip on training pairs.
+            device_transforms: the training loader does only the deterministic part of
+                the pipeline and the random part runs batched on the model's device
+                (:mod:`plankflux.data.cytosense_batch_transforms`; the same
+                distributions). Not with ``multicrop``.
             synthesize: ``{"kind": ..., "scale": ..., "seed": ...}`` to generate a
                 synthetic data set at ``root`` when none is there yet (a list, one per
                 root, when ``root`` is a list; ``None`` entries are not generated).
@@ -163,6 +169,8 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
         super().__init__()
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if device_transforms and multicrop:
+            raise ValueError("device_transforms does not apply to multicrop (DINO) views")
         self.save_hyperparameters(logger=False)
         roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
         if not roots:
@@ -182,6 +190,7 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
         self.pairs: CytoSensePairs | None = None
         self.splits: dict[str, np.ndarray] = {}
         self._datasets: dict[str, CytoSensePairDataset] = {}
+        self.batch_transform: BatchPairTransform | None = None
 
     def prepare_data(self) -> None:
         """Generate the synthetic data set once if asked and absent."""
@@ -234,6 +243,9 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
         for name, rows in self.splits.items():
             train = name == "train" and hp.augment
             transform = PairTransform(train, *sizes, scale_bar_px=hp.scale_bar_px)
+            if train and hp.device_transforms:
+                transform = PairPrepare(hp.image_pad_size, hp.profile_pad_length, hp.scale_bar_px)
+                self.batch_transform = BatchPairTransform(hp.image_size, hp.profile_length)
             if name == "train" and hp.multicrop:
                 transform = MultiCropTransform(
                     **hp.multicrop,
@@ -245,6 +257,14 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
                 )
             self._datasets[name] = CytoSensePairDataset(pairs, rows, labels[rows], transform)
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """With ``device_transforms``: a training batch, now on the model's device, gets
+        its random augmentation (only training batches come from :class:`PairPrepare`)."""
+        if self.batch_transform is not None and self.trainer is not None:
+            if self.trainer.training:
+                return self.batch_transform(batch)
+        return batch
 
     def split_frame(self, name: str) -> pd.DataFrame:
         """The pair rows of one split (after ``setup``), ``label`` column added."""

@@ -36,7 +36,8 @@ CASES = {
     "bench_clip_step.py": (
         ["--scale", "tiny", "--size", "32", "--batch-size", "16", "--epochs", "2",
          "--accelerator", "cpu"],
-        lambda r: r["arms"][0]["pairs_per_s"] > 0,
+        lambda r: [a["path"] for a in r["arms"]] == ["item", "batched"]
+        and all(a["pairs_per_s"] > 0 for a in r["arms"]),
     ),
     "bench_flux.py": (
         ["--particles", "3000", "--samples", "20", "--loop-budget", "5"],
