@@ -7,10 +7,11 @@ epoch is a warm-up and is not timed. Arms, all measured in this same run (the fi
 the baseline of the ratios): each ``--paths`` × ``--workers``, where ``item`` is the
 per-pair path (decode each PNG, parse each profile CSV, augment, all in the loader) and
 ``batched`` is ``data.device_transforms=true`` (the loader decodes and resizes; the random
-augmentation runs on whole batches on the device). Usage:
+augmentation runs on whole batches on the device) and ``cached`` adds the decoded pair
+cache (``data.cache_dir``: no file read after the first epoch). Usage:
 
     .venv/bin/python experiments/benchmarks/bench_clip_step.py [--scale demo|paper]
-        [--size 224] [--batch-size 512] [--epochs 3] [--workers 0 8] [--paths item batched]
+        [--size 224] [--batch-size 512] [--epochs 3] [--workers 0 8] [--paths item batched cached]
         [--precision bf16-mixed] [--accelerator gpu] [--out FILE.json]
 """
 
@@ -30,6 +31,8 @@ from hydra import compose, initialize_config_dir
 
 from plankflux.layout import CONFIG_DIR
 from plankflux.utils.atomic import atomic_open
+
+PATHS = ("item", "batched", "cached")
 
 
 class EpochTimer(L.Callback):
@@ -64,7 +67,8 @@ def run_arm(args, path: str, workers: int, data_dir: Path) -> dict:
         f"data.batch_size={args.batch_size}",
         f"data.num_workers={workers}",
         f"data.pin_memory={args.accelerator != 'cpu'}",
-        f"data.device_transforms={path == 'batched'}",
+        f"data.device_transforms={path != 'item'}",
+        f"data.cache_dir={data_dir / 'cache' if path == 'cached' else 'null'}",
         "model.image_tower.pretrained=false",  # speed does not depend on the start
     ]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -104,9 +108,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[0])
-    parser.add_argument(
-        "--paths", nargs="+", default=["item", "batched"], choices=("item", "batched")
-    )
+    parser.add_argument("--paths", nargs="+", default=["item", "batched", "cached"], choices=PATHS)
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--out")

@@ -215,7 +215,10 @@ class BatchPairTransform:
         return x, p
 
     def __call__(self, batch: dict, generator: torch.Generator | None = None) -> dict:
-        images, profiles = self.apply(
-            batch["image"], batch["profile"], self.draw(batch["image"], batch["profile"], generator)
-        )
+        """The batch with ``image`` and ``profile`` transformed (a uint8 ``image``, from
+        the pair cache, is scaled to [0, 1] first)."""
+        images, profiles = batch["image"], batch["profile"]
+        if images.dtype == torch.uint8:
+            images = images.float().div_(255.0)
+        images, profiles = self.apply(images, profiles, self.draw(images, profiles, generator))
         return {**batch, "image": images, "profile": profiles}

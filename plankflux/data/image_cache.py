@@ -101,8 +101,14 @@ def iter_resized(
 def cache_key(paths: Sequence[Path], size: int, mode: str) -> str:
     """The full sha256 hex key of a cache for these images, size and resize mode."""
     check_resize_mode(mode)
+    return files_key(paths, [CACHE_FORMAT_VERSION, int(size), mode])
+
+
+def files_key(paths: Sequence[Path], settings: list) -> str:
+    """sha256 hex over ``settings`` (JSON) and every file's absolute path, size and
+    ``mtime_ns``, in order: any edited, replaced, reordered or added file changes it."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([CACHE_FORMAT_VERSION, int(size), mode]).encode())
+    digest.update(json.dumps(settings).encode())
     for path in paths:
         absolute = os.path.abspath(path)
         try:

@@ -45,6 +45,7 @@ from plankflux.data.cytosense_batch_transforms import BatchPairTransform, PairPr
 from plankflux.data.cytosense_transforms import SCALE_BAR_PX, PairTransform
 from plankflux.data.images import as_grey, open_image
 from plankflux.data.multicrop import MultiCropTransform
+from plankflux.data.pair_cache import PairCache, ensure_pair_cache
 from plankflux.datamodules.loading import SplitLoaders, generate_once
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,39 @@ class CytoSensePairDataset(Dataset):
         item["label"] = torch.tensor(self.labels[i], dtype=torch.int64)
         item["index"] = torch.tensor(row, dtype=torch.int64)
         return item
+
+
+class CachedPairBatches(Dataset):
+    """Training pairs from a :class:`~plankflux.data.pair_cache.PairCache` (position ``i``
+    = ``rows[i]``), fetched a batch at a time (``__getitems__``): the keys of
+    :class:`CytoSensePairDataset` with ``image`` (B, 1, P, P) uint8 and ``profile``
+    (B, 6, PL) prepared, for :class:`BatchPairTransform` on the device."""
+
+    batched = True
+
+    def __init__(self, cache: PairCache, rows, labels):
+        self.cache = cache
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.__getitems__([i]).items()}
+
+    def __getitems__(self, indices) -> dict[str, torch.Tensor]:
+        index = np.asarray(indices, dtype=np.int64)
+        arrays = self.cache.arrays()
+        sizes = np.take(arrays["sizes"], index, axis=0)
+        return {
+            "image": torch.from_numpy(np.take(arrays["image"], index, axis=0)),
+            "profile": torch.from_numpy(np.take(arrays["profile"], index, axis=0)),
+            "image_size": torch.from_numpy(np.ascontiguousarray(sizes[:, :2])),
+            "profile_length": torch.from_numpy(np.ascontiguousarray(sizes[:, 2:])),
+            "label": torch.from_numpy(self.labels[index]),
+            "index": torch.from_numpy(self.rows[index]),
+        }
 
 
 def fold_splits(
@@ -135,6 +169,7 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         device_transforms: bool = False,
+        cache_dir: str | None = None,
         synthesize: dict | Sequence[dict | None] | None = None,
         multicrop: dict | None = None,
     ):
@@ -154,6 +189,9 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
                 the pipeline and the random part runs batched on the model's device
                 (:mod:`plankflux.data.cytosense_batch_transforms`; the same
                 distributions). Not with ``multicrop``.
+            cache_dir: with ``device_transforms``, keep the training pairs prepared in a
+                decoded cache there (:mod:`plankflux.data.pair_cache`): no PNG or CSV is
+                read again while the files are unchanged.
             synthesize: ``{"kind": ..., "scale": ..., "seed": ...}`` to generate a
                 synthetic data set at ``root`` when none is there yet (a list, one per
                 root, when ``root`` is a list; ``None`` entries are not generated).
@@ -246,6 +284,10 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
             if train and hp.device_transforms:
                 transform = PairPrepare(hp.image_pad_size, hp.profile_pad_length, hp.scale_bar_px)
                 self.batch_transform = BatchPairTransform(hp.image_size, hp.profile_length)
+                if hp.cache_dir:
+                    cache = ensure_pair_cache(hp.cache_dir, pairs, rows, transform)
+                    self._datasets[name] = CachedPairBatches(cache, rows, labels[rows])
+                    continue
             if name == "train" and hp.multicrop:
                 transform = MultiCropTransform(
                     **hp.multicrop,

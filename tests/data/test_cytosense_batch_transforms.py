@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import torch
 from scipy import stats
 from torchvision.transforms.v2 import functional as TF
 
+from plankflux.data.cytosense import load_pairs, read_profile
 from plankflux.data.cytosense_batch_transforms import (
     BatchPairTransform,
     PairPrepare,
@@ -22,7 +25,10 @@ from plankflux.data.cytosense_transforms import (
     random_resized_crop,
     resample,
 )
+from plankflux.data.images import as_grey, open_image
+from plankflux.data.pair_cache import ensure_pair_cache
 from plankflux.datamodules.cytosense import CytoSenseDataModule
+from plankflux.synthetic.cytosense import generate_cytosense
 
 B, PAD, SIZE, PAD_LEN, LEN = 12, 30, 24, 40, 32
 
@@ -156,8 +162,6 @@ def test_prepare_then_batch_has_the_shapes_and_sizes_of_the_per_item_path():
 
 
 def test_datamodule_augments_training_batches_on_the_device_only(tmp_path):
-    from plankflux.synthetic.cytosense import generate_cytosense
-
     root = generate_cytosense(tmp_path / "synthetic_lab", kind="lab", scale="tiny", seed=0)
     sizes = dict(image_size=32, image_pad_size=34, profile_length=32, profile_pad_length=34)
     dm = CytoSenseDataModule(str(root), batch_size=8, device_transforms=True, **sizes)
@@ -175,3 +179,49 @@ def test_datamodule_augments_training_batches_on_the_device_only(tmp_path):
     assert dm.on_after_batch_transfer(dict(val), 0)["image"] is val["image"]  # untouched
     with pytest.raises(ValueError, match="multicrop"):
         CytoSenseDataModule(str(root), device_transforms=True, multicrop={"n_local": 2})
+
+
+def test_pair_cache_holds_the_prepared_pairs_and_is_rebuilt_when_a_file_changes(tmp_path):
+    root = generate_cytosense(tmp_path / "synthetic_lab", kind="lab", scale="tiny", seed=0)
+    pairs, rows, prepare = load_pairs(root), np.array([3, 0, 7]), PairPrepare(34, 34)
+    arrays = ensure_pair_cache(tmp_path / "cache", pairs, rows, prepare).arrays()
+    for i, row in enumerate(rows):
+        image = np.asarray(as_grey(open_image(pairs.image_path(row))))
+        item = prepare(image, read_profile(pairs.profile_path(row)))
+        # stored as grey levels: within half a level of the per-pair float image
+        cached = torch.from_numpy(arrays["image"][i].astype(np.float32)) / 255.0
+        assert (cached - item["image"]).abs().max() <= 0.5 / 255 + 1e-6
+        assert np.array_equal(arrays["profile"][i], item["profile"].numpy())
+        sizes = np.concatenate([item["image_size"].numpy(), item["profile_length"].numpy()])
+        assert np.array_equal(arrays["sizes"][i], sizes)
+    files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(files) == 4 and not [f for f in files if f.endswith(".tmp")]
+    # reopening reuses it; an edited profile gives a new key and a rebuilt cache
+    ensure_pair_cache(tmp_path / "cache", pairs, rows, prepare)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == files
+    profile = pairs.profile_path(0)
+    profile.write_text(profile.read_text())  # same content, new mtime
+    os.utime(profile, ns=(1, 1))
+    ensure_pair_cache(tmp_path / "cache", pairs, rows, prepare)
+    assert len(list((tmp_path / "cache").iterdir())) == 8
+
+
+def test_cached_training_batches_equal_the_uncached_prepared_ones(tmp_path):
+    root = generate_cytosense(tmp_path / "synthetic_lab", kind="lab", scale="tiny", seed=0)
+    sizes = dict(image_size=32, image_pad_size=34, profile_length=32, profile_pad_length=34)
+    plain = CytoSenseDataModule(str(root), batch_size=8, device_transforms=True, **sizes)
+    cached = CytoSenseDataModule(
+        str(root), batch_size=8, device_transforms=True, cache_dir=str(tmp_path / "c"), **sizes
+    )
+    plain.setup("fit")
+    cached.setup("fit")
+    torch.manual_seed(0)
+    a = next(iter(plain.train_dataloader()))
+    torch.manual_seed(0)
+    b = next(iter(cached.train_dataloader()))
+    assert b["image"].dtype == torch.uint8 and torch.equal(a["index"], b["index"])
+    for key in ("profile", "image_size", "profile_length", "label"):
+        assert torch.equal(a[key], b[key]), key
+    assert (b["image"].float() / 255 - a["image"]).abs().max() <= 0.5 / 255 + 1e-6
+    out = BatchPairTransform(32, 32)(b, torch.Generator().manual_seed(0))
+    assert out["image"].shape == (8, 1, 32, 32) and out["image"].dtype == torch.float32

@@ -36,7 +36,7 @@ CASES = {
     "bench_clip_step.py": (
         ["--scale", "tiny", "--size", "32", "--batch-size", "16", "--epochs", "2",
          "--accelerator", "cpu"],
-        lambda r: [a["path"] for a in r["arms"]] == ["item", "batched"]
+        lambda r: [a["path"] for a in r["arms"]] == ["item", "batched", "cached"]
         and all(a["pairs_per_s"] > 0 for a in r["arms"]),
     ),
     "bench_flux.py": (
