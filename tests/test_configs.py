@@ -40,8 +40,10 @@ def test_pipeline_experiments_compose(experiment, tmp_path):
     if experiment == "pipeline_paper":
         assert (cfg.data.image_size, cfg.data.batch_size, cfg.data.num_workers) == (224, 128, 8)
         assert (cfg.model.weights, cfg.trainer.max_epochs) == ("imagenet", 100)
+        assert cfg.model.backbone == "resnet18"  # Paper A's member
     else:
-        assert (cfg.data.image_size, cfg.model.weights, cfg.trainer.max_epochs) == (32, "none", 6)
+        assert (cfg.data.image_size, cfg.trainer.max_epochs) == (32, 6)
+        assert (cfg.model.backbone, cfg.model.weights) == ("efficientnet_lite0", "package")
     assert list(cfg.members) == [0, 1, 2, 3, 4] and cfg.proposals.k == 1000
     assert cfg.data._target_ == "plankflux.datamodules.trap.TrapDataModule"
 
