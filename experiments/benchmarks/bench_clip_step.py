@@ -19,42 +19,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
-import time
 from pathlib import Path
 
 import hydra
 import lightning as L
 import torch
+from bench_common import EpochTimer, device_name
 from hydra import compose, initialize_config_dir
 
 from plankflux.layout import CONFIG_DIR
 from plankflux.utils.atomic import atomic_open
 
 PATHS = ("item", "batched", "cached")
-
-
-class EpochTimer(L.Callback):
-    """Wall time and pairs of every training epoch after the first."""
-
-    def __init__(self):
-        self.seconds, self.pairs, self._start = 0.0, 0, 0.0
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.current_epoch > 0:
-            self.pairs += len(batch["image"])
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        if trainer.current_epoch > 0:
-            self.seconds += time.perf_counter() - self._start
 
 
 def run_arm(args, path: str, workers: int, data_dir: Path) -> dict:
@@ -97,7 +74,7 @@ def run_arm(args, path: str, workers: int, data_dir: Path) -> dict:
         "path": path,
         "workers": workers,
         "image_tower": cfg.model.image_tower.name,
-        "pairs_per_s": round(timer.pairs / timer.seconds, 1),
+        "pairs_per_s": round(timer.rate, 1),
     }
 
 
@@ -119,11 +96,7 @@ def main() -> None:
     for arm in arms:
         arm["ratio_to_first_arm"] = round(arm["pairs_per_s"] / arms[0]["pairs_per_s"], 2)
         print(f"{arm['path']:8s} workers={arm['workers']:<3d} {arm['pairs_per_s']:9.1f} pairs/s")
-    device = (
-        torch.cuda.get_device_name(0)
-        if torch.cuda.is_available() and args.accelerator != "cpu"
-        else f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
-    )
+    device = device_name(args.accelerator)
     result = {
         "benchmark": "CLIP pre-training step (Paper B): per-pair vs batched augmentation",
         "device": device,

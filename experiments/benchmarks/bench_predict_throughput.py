@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import tempfile
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from bench_common import device_name
 
 from plankflux.datamodules.trap import TrapDataModule
 from plankflux.models.classifier import ParticleClassifier
@@ -137,11 +137,7 @@ def main() -> None:
         for arm in arms:
             arm["ratio_to_first_arm"] = round(arm["images_per_s"] / base, 2)
         print("ratios to the first arm:", [a["ratio_to_first_arm"] for a in arms])
-        device = (
-            torch.cuda.get_device_name(0)
-            if torch.cuda.is_available() and args.accelerator != "cpu"
-            else f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
-        )
+        device = device_name(args.accelerator)
         result = {
             "benchmark": f"ensemble prediction ({args.members} ResNet-18 members)",
             "device": device,

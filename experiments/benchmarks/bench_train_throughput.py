@@ -25,40 +25,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
+from bench_common import EpochTimer, device_name
 
 from plankflux.datamodules.trap import TrapDataModule
 from plankflux.models.classifier import ParticleClassifier
 from plankflux.synthetic.trap import generate_trap_campaign
 from plankflux.utils.atomic import atomic_open
-
-
-class EpochTimer(L.Callback):
-    """Wall time and images of every training epoch after the first."""
-
-    def __init__(self):
-        self.seconds, self.images, self._start = 0.0, 0, 0.0
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        if trainer.current_epoch > 0:
-            self.seconds += time.perf_counter() - self._start
-            self.images += len(trainer.datamodule.splits["train"])
-
 
 ARMS = {  # name: (cache, device_transforms, channels_last, compile)
     "pil": (False, False, False, False),
@@ -113,7 +92,7 @@ def run_arm(root: Path, arm: str, cache_dir: Path, precision: str, args) -> dict
         "channels_last": channels_last,
         "compile": compile,
         "precision": precision,
-        "images_per_s": round(timer.images / timer.seconds, 1),
+        "images_per_s": round(timer.rate, 1),
         "peak_gpu_mib": round(peak) if peak else None,
     }
 
@@ -153,11 +132,7 @@ def main() -> None:
         for arm in arms:
             arm["ratio_to_first_arm"] = round(arm["images_per_s"] / base, 2)
         print("ratios to the first arm:", [a["ratio_to_first_arm"] for a in arms])
-        device = (
-            torch.cuda.get_device_name(0)
-            if torch.cuda.is_available()
-            else (f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
-        )
+        device = device_name(args.accelerator)
         result = {
             "benchmark": "ResNet-18 member training throughput",
             "device": device,
