@@ -41,10 +41,14 @@ def test_pipeline_experiments_compose(experiment, tmp_path):
         assert (cfg.data.image_size, cfg.data.batch_size, cfg.data.num_workers) == (224, 128, 8)
         assert (cfg.model.weights, cfg.trainer.max_epochs) == ("imagenet", 100)
         assert cfg.model.backbone == "resnet18"  # Paper A's member
+        assert (cfg.proposals.k, cfg.minboost.k, cfg.minboost.min_verified) == (1000, 1000, 100)
     else:
         assert (cfg.data.image_size, cfg.trainer.max_epochs) == (32, 6)
         assert (cfg.model.backbone, cfg.model.weights) == ("efficientnet_lite0", "package")
-    assert list(cfg.members) == [0, 1, 2, 3, 4] and cfg.proposals.k == 1000
+        # K and the minboost threshold scaled to the demo's 1,000 RR images
+        assert (cfg.proposals.k, cfg.minboost.k, cfg.minboost.min_verified) == (33, 33, 10)
+        assert cfg.model.channels_last is True
+    assert list(cfg.members) == [0, 1, 2, 3, 4]
     assert cfg.data._target_ == "plankflux.datamodules.trap.TrapDataModule"
 
 

@@ -1,5 +1,5 @@
 """``plankflux review`` serves the README demo's proposals (the synthetic demo campaign,
-K = 1000 as in ``experiment=pipeline_demo``): the page, a class of hundreds of images
+K = 1000 as in Paper A): the page, a class of hundreds of images
 with each member's vote, and an image, through the real command."""
 
 from __future__ import annotations
