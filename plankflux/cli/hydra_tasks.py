@@ -83,8 +83,12 @@ def _ddp_ranks_run_this_job():
 
 def _reported(run: Callable[[DictConfig], object], verb: str) -> Callable[[DictConfig], object]:
     def task(cfg: DictConfig):
-        from plankflux.runs.settings import check_settings
+        import lightning  # noqa: F401  (adds a console handler, which the next line removes)
 
+        from plankflux.runs.settings import check_settings
+        from plankflux.utils.console_logging import tidy_lightning_logging
+
+        tidy_lightning_logging()
         try:
             check_settings(cfg, verb)
             with _ddp_ranks_run_this_job():

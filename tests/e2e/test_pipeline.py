@@ -99,6 +99,10 @@ def test_simulated_run_writes_every_stage(simulated):
     assert "human-label flux (label_original, coverage >= 1.00): MAE vs measured" in result.stdout
     assert "Paper A's claims, over members (Welch t, two-sided, alpha 0.05):" in result.stdout
     assert "review effort: images shown / target images" in result.stdout
+    # Lightning's messages reach the console once (Hydra's format), without its adverts.
+    console = result.stdout + result.stderr
+    assert "Seed set to 0" in console and "\nINFO: " not in console
+    assert "💡 Tip" not in console and "LeafSpec" not in console
     # The user's campaign is untouched after the whole pipeline.
     assert _digest(campaign) == before
 
