@@ -163,6 +163,46 @@ def test_output_inside_source_or_existing_is_refused(tmp_path):
         read_cytoclus(tmp_path / "out", tmp_path / "out2")
 
 
+@pytest.mark.parametrize("in_zip", [False, True], ids=["folder", "zip"])
+def test_undecodable_crops_are_all_named_and_nothing_is_imported(tmp_path, in_zip):
+    """Every crop that does not decode is listed by file (``archive.zip:member`` inside a
+    zip); no annotations.csv is written, so the half-written output never loads, and a
+    second import after the repair succeeds into the same folder."""
+    src = make_export(tmp_path / "src", semicolon=in_zip)
+    name = f"{M}_Cropped_5.jpg"
+    extra = Image.fromarray(np.full((20, 30), 90, np.uint8))  # particle 0 gets a good crop
+    if in_zip:
+        good = io.BytesIO()
+        extra.save(good, format="JPEG")
+        with zipfile.ZipFile(src / f"{M}_Set_Images.zip", "w") as archive:
+            archive.writestr(f"{M}_Set_Images/{name}", b"not a jpeg")
+            archive.writestr(f"{M}_Set_Images/{M}_Cropped_0.jpg", good.getvalue())
+        bad = f"{src / f'{M}_Set_Images.zip'}:{M}_Set_Images/{name}"
+    else:
+        (src / f"{M}_Set_Images" / name).write_bytes(b"\xff\xd8 truncated")
+        extra.save(src / f"{M}_Set_Images" / f"{M}_Cropped_0.jpg")
+        bad = str(src / f"{M}_Set_Images" / name)
+    before = _digest(src)
+    out = tmp_path / "out"
+    with pytest.raises(SourceError) as caught, pytest.warns(ReaderWarning):
+        read_cytoclus(src, out)
+    message = str(caught.value)
+    assert "1 problem(s) (nothing imported: annotations.csv not written" in message
+    assert f"{bad}: cannot be decoded as an image" in message and "BytesIO" not in message
+    assert not (out / "annotations.csv").exists()
+    assert _digest(src) == before  # the source is untouched
+    # Repaired: the same folder takes the import, with both crops.
+    if in_zip:
+        with zipfile.ZipFile(src / f"{M}_Set_Images.zip", "w") as archive:
+            archive.writestr(f"{M}_Set_Images/{name}", good.getvalue())
+            archive.writestr(f"{M}_Set_Images/{M}_Cropped_0.jpg", good.getvalue())
+    else:
+        extra.save(src / f"{M}_Set_Images" / name)
+    with pytest.warns(ReaderWarning):
+        read_cytoclus(src, out)
+    assert len(load_pairs(out)) == 2
+
+
 # ----------------------------------------------------------------------------
 # real third-party exports
 # ----------------------------------------------------------------------------

@@ -29,9 +29,9 @@ class ReaderWarning(UserWarning):
 class SourceError(ProblemsError):
     """The source data cannot be imported; ``problems`` lists every defect found."""
 
-    def __init__(self, source: str | os.PathLike, problems: Sequence[str]):
+    def __init__(self, source: str | os.PathLike, problems: Sequence[str], note: str = ""):
         self.source = str(source)
-        super().__init__(f"cannot import {self.source}", problems)
+        super().__init__(f"cannot import {self.source}", problems, note=note)
 
 
 def listing(items: Sequence, limit: int = 10) -> str:

@@ -41,6 +41,7 @@ from PIL import Image
 from plankflux.data.cytosense import ANNOTATIONS_FILE, PROFILE_BANDS, write_pairs, write_profile
 from plankflux.data.images import as_grey, open_image
 from plankflux.data.readers.common import SourceError, listing, prepare_output, warn
+from plankflux.errors import PlankfluxError
 from plankflux.utils.paths import name_problem
 
 CHANNEL_ALIASES = {
@@ -172,11 +173,20 @@ def _index_images(folder: Path) -> dict[tuple[str, int], tuple[Path, str | None]
 
 
 def _load_image(source: tuple[Path, str | None]) -> Image.Image:
+    """The crop as greyscale; a ``ValueError`` naming the file (``archive.zip:member`` for
+    a crop inside a zip) when it cannot be decoded."""
     path, member = source
-    if member is not None:
-        with zipfile.ZipFile(path) as archive:
-            path = io.BytesIO(archive.read(member))
-    return as_grey(open_image(path))
+    where = f"{path}:{member}" if member is not None else str(path)
+    try:
+        if member is not None:
+            with zipfile.ZipFile(path) as archive:
+                path = io.BytesIO(archive.read(member))
+        return as_grey(open_image(path))
+    except PlankfluxError:
+        raise  # already names the file (an oversized image)
+    except (OSError, SyntaxError, ValueError, zipfile.BadZipFile) as err:  # Pillow's errors
+        detail = re.sub(r"<_io\.BytesIO object at \w+>", "(zip member)", str(err))
+        raise ValueError(f"{where}: cannot be decoded as an image ({detail})") from err
 
 
 def add_scale_bar_strip(image: Image.Image, height: int) -> Image.Image:
@@ -241,7 +251,7 @@ def read_cytoclus(
     if not pulses:
         raise ValueError(f"no CytoClus *_Pulses.csv export under {src}")
     names = _read_labels(labels)
-    result, rows, indexed = CytoClusImport(out), [], {}
+    result, rows, indexed, undecodable = CytoClusImport(out), [], {}, []
     for pulse_file in pulses:
         prefix = pulse_file.name[: -len("_Pulses.csv")]
         channels, particles = parse_pulses(pulse_file)
@@ -267,14 +277,24 @@ def read_cytoclus(
                 continue
             image = ""
             if source is not None:
+                try:
+                    crop = _load_image(source)
+                except ValueError as err:  # every bad crop is listed, then nothing imported
+                    undecodable.append(str(err))
+                    continue
                 image = f"images/{folder}/{folder}_{pid}.png"
                 (out / image).parent.mkdir(parents=True, exist_ok=True)
-                add_scale_bar_strip(_load_image(source), scale_bar_px).save(out / image)
+                add_scale_bar_strip(crop, scale_bar_px).save(out / image)
             profile = f"profiles/{folder}/{pid}.csv"
             write_profile(out / profile, apply_plan(raw, plan))
             particle_id = f"{measurement}_{pid}"
             label = names.get(particle_id, names.get(str(pid), ""))
             rows.append((image, profile, label, particle_id, measurement))
+    if undecodable:  # annotations.csv is not written: the half-written folder never loads
+        raise SourceError(
+            src, undecodable, note=f" (nothing imported: {ANNOTATIONS_FILE} not written; "
+            "repair or remove these crops, then import again)",
+        )  # fmt: skip
     columns = ["image", "profile", "class", "particle_id", "sample"]
     write_pairs(out, pd.DataFrame(rows, columns=columns))
     result.n_written = len(rows)
