@@ -1,4 +1,5 @@
-"""plankflux validate: byte-identical images filed twice, classes too small to split."""
+"""plankflux validate: byte-identical images filed twice, images too small or thin to show a
+particle, classes too small to split."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from campaign_helpers import make_campaign
 from PIL import Image
 
 from plankflux.cli.main import main
-from plankflux.data.audit import duplicate_images, unsplittable_classes
+from plankflux.data.audit import degenerate_images, duplicate_images, unsplittable_classes
 from plankflux.data.campaign import load_campaign
 
 
@@ -47,6 +48,30 @@ def test_a_copy_under_the_same_label_is_reported_but_validates(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "warning: particles.csv line 5 (particle_id 'FC1_0')" in out
     assert out.startswith("OK ")
+
+
+def test_placeholder_and_stripe_images_are_warned_about_but_validate(tmp_path, capsys):
+    camp = _unique_campaign(tmp_path / "c")  # 12x8 images: fine
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(camp / "images" / "RR1_1.png")
+    Image.fromarray(np.zeros((1, 20000), np.uint8)).save(camp / "images" / "FC1_0.png")
+    Image.fromarray(np.zeros((3, 150), np.uint8)).save(camp / "images" / "FC1_1.png")  # 3 px
+    Image.fromarray(np.zeros((10, 500), np.uint8)).save(camp / "images" / "FC1_2.png")  # 50:1
+    warnings = [str(w) for w in degenerate_images(load_campaign(camp))]
+    assert [w.split(": ", 1)[0] for w in warnings] == [
+        "particles.csv line 3 (particle_id 'RR1_1'), column 'image'",
+        "particles.csv line 5 (particle_id 'FC1_0'), column 'image'",
+        "particles.csv line 6 (particle_id 'FC1_1'), column 'image'",
+    ]
+    assert "1x1 pixels: a side under 4 px" in warnings[0]
+    assert "20000x1 pixels: a side under 4 px" in warnings[1]
+    assert "150x3 pixels: a side under 4 px" in warnings[2]
+    Image.fromarray(np.zeros((10, 501), np.uint8)).save(camp / "images" / "FC1_2.png")
+    assert "501x10 pixels: an aspect ratio above 50" in str(
+        degenerate_images(load_campaign(camp))[-1]
+    )
+    assert main(["validate", str(camp)]) == 0  # warnings, not errors
+    out = capsys.readouterr().out
+    assert out.startswith("OK ") and out.count("too small or thin to show a particle") == 4
 
 
 def test_classes_too_small_for_a_validation_split_are_named(tmp_path, capsys):

@@ -43,7 +43,7 @@ def _report(folder: str, problems) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from plankflux.data.audit import duplicate_images, unsplittable_classes
+    from plankflux.data.audit import degenerate_images, duplicate_images, unsplittable_classes
     from plankflux.data.campaign import validate_campaign
     from plankflux.data.cytosense import load_pairs, validate_pairs
 
@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         problems, warnings = duplicate_images(campaign)
     if problems:
         return _report(args.campaign, problems)
+    if args.images == "decode":
+        warnings += degenerate_images(campaign)
     missing_esd = int(campaign.particles["esd_um"].isna().sum())
     note = f"; {missing_esd} particles without esd_um (no carbon)" if missing_esd else ""
     print(f"OK {args.campaign}: {campaign.summary()}{note}")
