@@ -330,6 +330,15 @@ def _rare_recall(pr: pd.DataFrame, manifest: Path) -> dict:
 def paper_a_claims(summary: dict) -> list[dict]:
     """Paper A's claims on this run, tested over ensemble members (Welch t)."""
     found = []
+    held_out = {t: v["per_member"] for t, v in summary.get("accuracy", {}).items()}
+    found.append(
+        claims_lib.compare(
+            "held-out accuracy (classifiers only): OOD < +verify", "ood", held_out.get("ood"),
+            "verify", held_out.get("verify"), "<",
+            "accuracy of each member's predictions on the labelled target images that no "
+            "treatment trained on (revised labels), per member",
+        )
+    )  # fmt: skip
     accuracy = {t: v["per_member"] for t, v in summary.get("accuracy_vs_original", {}).items()}
     found.append(
         claims_lib.compare(

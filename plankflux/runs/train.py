@@ -110,7 +110,10 @@ def _fit_and_test(cfg: DictConfig, datamodule, model, callbacks: list, loggers: 
 
     if cfg.get("test", True):
         ckpt = summary.get("best_checkpoint") or cfg.get("ckpt_path")
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
+        # An ensemble member (members=[...], the pipeline) prints its one-line summary
+        # below; Lightning's 30-line metric table is for a single run.
+        verbose = not cfg.get("members")
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=verbose)
         summary["test"] = {k: _to_float(v) for k, v in (results[0] if results else {}).items()}
 
     if _prediction_callbacks(trainer.callbacks):

@@ -103,6 +103,8 @@ def test_simulated_run_writes_every_stage(simulated):
     console = result.stdout + result.stderr
     assert "Seed set to 0" in console and "\nINFO: " not in console
     assert "💡 Tip" not in console and "LeafSpec" not in console
+    assert "Test metric" not in console  # members print one line each, not Lightning's table
+    assert "plankflux train: run folder " in console
     # The user's campaign is untouched after the whole pipeline.
     assert _digest(campaign) == before
 

@@ -148,7 +148,10 @@ def test_summary_accuracy_and_flux_tables(simulated_run):
     assert summary["human_reference"]["compared"] is True
     assert set(summary["flux_mae_vs_human"]) >= {"ood", "verify"}
     claims = {c["claim"]: c for c in summary["claims"]}
-    assert len(claims) == 4
+    assert len(claims) == 5
+    held_out = claims["held-out accuracy (classifiers only): OOD < +verify"]
+    assert held_out["arms"]["ood"]["values"] == [1.0, 1.0]  # the oracle's, as above
+    assert held_out["holds"] is None  # equal members: no spread, no test
     accuracy = claims["target accuracy vs the original annotation: OOD < +verify"]
     # The oracle's members agree (no spread, no test) with the true classes, which the
     # original annotation matches for about 80 % of particles.
