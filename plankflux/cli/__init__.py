@@ -8,8 +8,8 @@ core busy, and when the CPU is shared (a second run, a test suite, DDP ranks on 
 measured on 2 cores next to one other busy process, EfficientNet-Lite0 training fell
 from about 500 to 47 img/s. 3,000 spins gave 103 img/s there and no measurable loss
 on an idle machine (about 510 img/s either way); ``OMP_WAIT_POLICY=PASSIVE`` gave 251
-shared but halved the idle speed, so it is left to the user (README, "Speed on a
-shared CPU"). A value the user set wins.
+shared but halved the idle speed, so it is left to the user (README, the demo's
+run-time note). A value the user set wins.
 """
 
 import os
