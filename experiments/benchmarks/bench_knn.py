@@ -5,18 +5,20 @@ embeddings (L2-normalised, 512-d, image and profile per sample, long-tailed gall
 so that some classes have fewer than 16 samples) and the same galleries
 (``plankflux.eval.knn.draw_galleries``):
 
-* torch: ``plankflux.eval.knn.evaluate_knn`` — one similarity block per query chunk
-  against the union of all galleries, draws of one size stacked, I+P galleries merged
-  from per-modality top-k lists;
+* torch: ``plankflux.eval.knn.evaluate_knn`` — one matrix product per query chunk
+  against every draw's largest gallery (smaller sizes are prefixes of it), draws
+  stacked, I+P galleries merged from per-modality top-k lists;
 * scikit-learn: for every gallery and setup, ``NearestNeighbors(metric="cosine",
   algorithm="brute")`` fitted on the gallery (both modalities stacked for I+P),
   ``kneighbors`` for each query modality, the same inverse-distance / exact-match vote
   in NumPy, and the same scores.
 
-Both times, their ratio and the agreement of the predictions are printed; the run fails
-(exit 1) if more than ``--max-mismatch`` of the predictions differ (float32 rounding
-can flip a near-tie). scikit-learn is needed only here (``pip install scikit-learn``);
-without it the torch arm still runs and reports its time, then the script exits 2.
+Both arms use the same number of threads (``--threads``; scikit-learn's BLAS is limited
+with threadpoolctl). Both times, their ratio and the agreement of the predictions are
+printed; the run fails (exit 1) if more than ``--max-mismatch`` of the predictions
+differ (float32 rounding can flip a near-tie). scikit-learn is needed only here
+(``pip install scikit-learn``); without it the torch arm still runs and reports its
+time, then the script exits 2.
 Usage:
 
     .venv/bin/python experiments/benchmarks/bench_knn.py [--queries 20000] [--classes 24]
@@ -128,7 +130,12 @@ def main() -> int:
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--noise", type=float, default=4.0, help="per-dimension noise sd")
     parser.add_argument("--k", type=int, default=3)
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="threads of both arms: torch's intra-op threads and scikit-learn's BLAS "
+        "(threadpoolctl); default: torch's default (the machine's cores)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--max-mismatch", type=float, default=1e-4, help="fraction allowed")
     parser.add_argument("--out", help="write the figures to this JSON file")
@@ -195,9 +202,14 @@ def main() -> int:
     classes = np.unique(np.concatenate([g_labels.numpy(), q_labels.numpy()]))
     g_codes = np.searchsorted(classes, g_labels.numpy())
     q_codes = np.searchsorted(classes, q_labels.numpy())
-    start = time.perf_counter()
-    sk_rows, sk_preds = sklearn_grid(g_np, g_codes, q_np, q_codes, galleries, args.k, len(classes))
-    sklearn_s = time.perf_counter() - start
+    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+
+    with threadpool_limits(limits=torch.get_num_threads()):  # the same threads as torch
+        start = time.perf_counter()
+        sk_rows, sk_preds = sklearn_grid(
+            g_np, g_codes, q_np, q_codes, galleries, args.k, len(classes)
+        )
+        sklearn_s = time.perf_counter() - start
 
     total = mismatched = 0
     for key, pred in sk_preds.items():
@@ -209,7 +221,10 @@ def main() -> int:
         abs(row.accuracy - sk_acc[(row.setup, row.n_per_class, row.draw)])
         for row in frame.itertuples()
     )
-    print(f"scikit-learn NearestNeighbors (brute, cosine): {sklearn_s:.2f} s")
+    print(
+        f"scikit-learn NearestNeighbors (brute, cosine, {torch.get_num_threads()} threads): "
+        f"{sklearn_s:.2f} s"
+    )
     print(f"speed-up torch vs scikit-learn: {sklearn_s / torch_s:.1f}x")
     print(
         f"predictions differing: {mismatched:,} of {total:,} ({mismatched / total:.2e}); "

@@ -53,16 +53,14 @@ def parse_setup(setup: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 # --------------------------------------------------------------------------- galleries
 
 
-def sample_gallery(
-    labels: Tensor, n_per_class: int, generator: torch.Generator | None = None
-) -> Tensor:
-    """Indices of ``n_per_class`` random samples of every class in ``labels`` ``(N,)``.
+def _ranked_draw(labels: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """A random order of the samples in ``labels`` ``(N,)`` and each one's rank in its class.
 
-    A class with fewer samples gives all it has. Returns sorted ``int64`` indices on the
-    CPU; the same ``generator`` state gives the same draw.
+    Returns ``(order, rank)``, both ``(N,)`` ``int64`` on the CPU: ``order`` lists the
+    samples rank-major (all classes' rank-0 samples by class code, then rank 1, ...), so
+    the samples of rank ``< n`` — ``n`` random ones per class, all of a smaller class — are
+    a prefix of it, and ``rank[i]`` is the rank of sample ``order[i]``.
     """
-    if n_per_class < 1:
-        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
     labels = torch.as_tensor(labels).cpu()
     _, codes = torch.unique(labels, return_inverse=True)
     order = torch.argsort(torch.rand(len(codes), generator=generator))  # random permutation
@@ -70,23 +68,44 @@ def sample_gallery(
     counts = torch.bincount(codes)
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.arange(len(codes)) - starts[codes[order]]  # position within its class
+    major = torch.argsort(rank, stable=True)  # rank-major, class order inside a rank
+    return order[major], rank[major]
+
+
+def sample_gallery(
+    labels: Tensor, n_per_class: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """Indices of ``n_per_class`` random samples of every class in ``labels`` ``(N,)``.
+
+    A class with fewer samples gives all it has. Returns sorted ``int64`` indices on the
+    CPU; the same ``generator`` state gives the same draw, and with the same state a
+    larger ``n_per_class`` gives a superset (the galleries of one draw are nested).
+    """
+    if n_per_class < 1:
+        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+    order, rank = _ranked_draw(labels, generator)
     return order[rank < n_per_class].sort().values
 
 
-def gallery_seed(seed: int, n_per_class: int, draw: int) -> int:
+def gallery_seed(seed: int, draw: int) -> int:
     """The generator seed of one gallery draw (so other code can redraw it exactly)."""
-    return (seed * 1_000_003 + n_per_class * 10_007 + draw) % (2**63)
+    return (seed * 1_000_003 + draw) % (2**63)
 
 
 def draw_galleries(
     labels: Tensor, n_values: Sequence[int] = N_VALUES, draws: int = 5, seed: int = 0
 ) -> dict[tuple[int, int], Tensor]:
-    """``{(n, draw): indices}`` for every gallery size and draw, from :func:`gallery_seed`."""
+    """``{(n, draw): indices}`` for every gallery size and draw.
+
+    One random order per draw (:func:`gallery_seed`): a draw's gallery of size ``n`` is
+    the first ``n`` samples of every class in that order, so it contains the draw's
+    smaller galleries (n = 1 ⊂ 2 ⊂ 4 ...). Draws are independent of each other.
+    """
     out = {}
-    for n in n_values:
-        for draw in range(draws):
-            gen = torch.Generator().manual_seed(gallery_seed(seed, n, draw))
-            out[(n, draw)] = sample_gallery(labels, n, gen)
+    for draw in range(draws):
+        order, rank = _ranked_draw(labels, torch.Generator().manual_seed(gallery_seed(seed, draw)))
+        for n in n_values:
+            out[(n, draw)] = order[rank < n].sort().values
     return out
 
 
@@ -108,8 +127,10 @@ def _vote(dist: Tensor, codes: Tensor, n_classes: int) -> Tensor:
     lowest class code (``argmax``).
     """
     exact = dist <= EXACT_TOL
-    weight = torch.where(exact, torch.zeros_like(dist), 1.0 / dist.clamp_min(EXACT_TOL))
     shape = (*dist.shape[:-1], n_classes)
+    if not bool(exact.any()):  # the usual case: no exact-match bookkeeping
+        return dist.new_zeros(shape).scatter_add_(-1, codes, dist.reciprocal()).argmax(dim=-1)
+    weight = torch.where(exact, torch.zeros_like(dist), 1.0 / dist.clamp_min(EXACT_TOL))
     votes = dist.new_zeros(shape).scatter_add_(-1, codes, weight)
     exact_votes = dist.new_zeros(shape).scatter_add_(-1, codes, exact.to(dist.dtype))
     has_exact = exact.any(dim=-1, keepdim=True)
@@ -181,25 +202,37 @@ def macro_scores(true_codes: np.ndarray, pred_codes: np.ndarray, n_classes: int)
 # --------------------------------------------------------------------------- the grid
 
 
-def _candidates(block: Tensor, codes: Tensor, k: int) -> tuple[Tensor, Tensor]:
+def _neighbour_lists(sims: Tensor, codes: Tensor, bounds: Sequence[int], k: int):
+    """The k nearest of every (query modality, gallery modality, draw), per gallery size.
+
+    ``sims`` ``(Mq, Qc, Mg, draws, G)`` holds cosines to each draw's largest gallery in
+    rank-major order (:func:`_ranked_draw`), so the gallery of the i-th size is the prefix
+    ``[:bounds[i]]`` (a view: no copy); ``codes`` ``(draws, G)`` are their classes. Yields,
+    per size, cosines and class codes ``(Mq, Qc, Mg, draws, kk)``, nearest first,
+    ``kk = min(k, bounds[i])``.
+    """
+    for end in bounds:
+        # Each prefix is ranked whole: on a CPU topk of a wide row (k·64 <= width) takes a
+        # partial sort that is faster than ranking a narrower segment and merging.
+        top, idx = sims[..., :end].topk(min(k, end), dim=-1)
+        yield top, codes[:, :end].expand(*sims.shape[:-1], end).gather(-1, idx)
+
+
+def _candidates(dist: Tensor, near: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Every neighbour list a setup can need, side by side: ``(Qc, draws, P)`` each.
 
-    ``block`` ``(M, M, Qc, draws, G)`` holds the cosines of each query modality (dim 0)
-    to each gallery modality's points (dim 1); ``codes`` ``(draws, G)`` their classes.
-    Columns: the ``kk = min(k, G)`` nearest of every (query, gallery) modality pair;
-    then, with two gallery modalities, the ``min(k, 2·kk)`` nearest of their union for
-    each query modality (an I+P gallery: the top k of a union is the top k of the
-    union of the parts' top k); last one padding column with ``d = inf``.
+    ``dist``, ``near`` ``(M, Qc, M, draws, kk)``: distances and classes of the ``kk``
+    nearest of each (query modality, gallery modality) pair. Columns: those lists, query
+    modality major; then, with two gallery modalities, the ``min(k, 2·kk)`` nearest of
+    their union for each query modality (an I+P gallery: the top k of a union is the top
+    k of the union of the parts' top k); last one padding column with ``d = inf``.
     """
-    n_mod, _, n_q, draws, _ = block.shape
-    top, idx = block.topk(min(k, block.shape[-1]), dim=-1)
-    dist = 1.0 - top  # (M, M, Qc, draws, kk)
-    near = codes.expand_as(block).gather(-1, idx)
-    parts_d = [dist.permute(2, 3, 0, 1, 4).reshape(n_q, draws, -1)]
-    parts_c = [near.permute(2, 3, 0, 1, 4).reshape(n_q, draws, -1)]
+    n_mod, n_q, _, draws, _ = dist.shape
+    parts_d = [dist.permute(1, 3, 0, 2, 4).reshape(n_q, draws, -1)]
+    parts_c = [near.permute(1, 3, 0, 2, 4).reshape(n_q, draws, -1)]
     if n_mod == 2:
-        both_d = dist.permute(0, 2, 3, 1, 4).reshape(n_mod, n_q, draws, -1)  # (M, Qc, draws, 2kk)
-        both_c = near.permute(0, 2, 3, 1, 4).reshape(n_mod, n_q, draws, -1)
+        both_d = dist.permute(0, 1, 3, 2, 4).reshape(n_mod, n_q, draws, -1)  # (M, Qc, draws, 2kk)
+        both_c = near.permute(0, 1, 3, 2, 4).reshape(n_mod, n_q, draws, -1)
         merged_d, pick = both_d.topk(min(k, both_d.shape[-1]), dim=-1, largest=False)
         merged_c = both_c.gather(-1, pick)
         parts_d.append(merged_d.permute(1, 2, 0, 3).reshape(n_q, draws, -1))
@@ -262,8 +295,7 @@ def evaluate_knn(
         n_values, draws, k, seed: the protocol's parameters; galleries come from
             :func:`draw_galleries` ``(gallery_labels, n_values, draws, seed)``.
         chunk_size: queries per similarity block; memory per chunk is about
-            ``4·M²·chunk·(U + draws·G)`` bytes (``M`` modalities, ``U`` points in the
-            union of all galleries, ``G`` the largest gallery).
+            ``4·M²·chunk·draws·G`` bytes (``M`` modalities, ``G`` the largest gallery).
         device: where to compute (default: the embeddings' device).
         return_predictions: also return ``{(setup, n, draw): (Nq,) predicted labels}``.
 
@@ -286,39 +318,46 @@ def evaluate_knn(
         raise ValueError("empty gallery or query set")
     device = torch.device(device) if device is not None else gallery[needed[0]].device
     n_classes = len(classes)
-    galleries = draw_galleries(torch.from_numpy(gallery_codes), n_values, draws, seed)
+    if min(n_values) < 1:
+        raise ValueError(f"gallery sizes must be >= 1, got {list(n_values)}")
 
-    # Every draw's gallery is a subset of the union of all draws: one similarity block
-    # per query chunk against the union, then column gathers, instead of a matmul per
-    # draw. The draws of one n have equal sizes (min(n, class count) per class) and are
-    # stacked; all nine setups are read from one pool of candidate neighbours. This keeps
-    # the number of tensor ops small, which matters on a busy 2-core CPU (each op pays
-    # thread synchronisation) and on a GPU (kernel launches).
-    union = torch.unique(torch.cat(list(galleries.values())))
-    gal = torch.stack([F.normalize(gallery[m][union].to(device), dim=1) for m in needed])
-    n_list = list(dict.fromkeys(n for n, _ in galleries))
-    cols = {
-        n: torch.stack([torch.searchsorted(union, galleries[(n, d)]) for d in range(draws)])
-        for n in n_list
-    }  # (draws, G): positions in the union
-    labels = {
-        n: torch.from_numpy(gallery_codes[union[c].numpy()]).to(device) for n, c in cols.items()
+    # One similarity block per query chunk against every draw's largest gallery, laid out
+    # rank-major so that each smaller gallery of the draw (the same draw, fewer per class:
+    # draw_galleries) is a prefix of it: no column gathers, and each similarity is ranked
+    # once (_neighbour_lists). The draws have equal sizes (min(n, class count) per class)
+    # and are stacked; all nine setups are read from one pool of candidate neighbours.
+    # Few, large tensor ops: each op pays thread synchronisation on a busy 2-core CPU and
+    # a kernel launch on a GPU.
+    n_sizes = sorted(set(n_values))
+    ranked = [
+        _ranked_draw(
+            torch.from_numpy(gallery_codes), torch.Generator().manual_seed(gallery_seed(seed, d))
+        )
+        for d in range(draws)
+    ]
+    bounds = [int((ranked[0][1] < n).sum()) for n in n_sizes]  # the same in every draw
+    cols = torch.stack([order[: bounds[-1]] for order, _ in ranked])  # (draws, G)
+    labels = torch.from_numpy(gallery_codes)[cols].to(device)
+    gal = torch.cat([F.normalize(gallery[m][cols.flatten()].to(device), dim=1) for m in needed])
+    plans = {
+        n: _pool_plan(parsed, needed, min(k, b), k, device)
+        for n, b in zip(n_sizes, bounds, strict=True)
     }
-    plans = {n: _pool_plan(parsed, needed, min(k, c.shape[1]), k, device) for n, c in cols.items()}
-    cols = {n: c.to(device) for n, c in cols.items()}
-    preds: dict[int, list[Tensor]] = {n: [] for n in n_list}
+    n_mod, width = len(needed), cols.shape[1]
+    preds: dict[int, list[Tensor]] = {n: [] for n in n_sizes}
     for start in range(0, len(query_np), chunk_size):
-        q = torch.stack(
+        q = torch.cat(
             [F.normalize(query[m][start : start + chunk_size].to(device), dim=1) for m in needed]
-        )  # (M, Qc, D)
-        sims = q[:, None] @ gal[None].transpose(-1, -2)  # (M query, M gallery, Qc, U)
-        for n, col in cols.items():
-            candidates = _candidates(sims[..., col], labels[n], k)
-            dist, near = (c[..., plans[n]] for c in candidates)  # (Qc, draws, S, width)
+        )  # (M·Qc, D)
+        sims = (q @ gal.T).view(
+            n_mod, -1, n_mod, draws, width
+        )  # (M query, Qc, M gallery, draws, G)
+        for n, (top, near) in zip(n_sizes, _neighbour_lists(sims, labels, bounds, k), strict=True):
+            dist, near = (c[..., plans[n]] for c in _candidates(1.0 - top, near, k))
             preds[n].append(_vote(dist, near, n_classes))  # (Qc, draws, S)
 
     rows, predictions = [], {}
-    for n in n_list:
+    for n in dict.fromkeys(n_values):
         pred_all = torch.cat(preds[n]).cpu().numpy()  # (Nq, draws, S)
         for s_i, setup in enumerate(parsed):
             for draw in range(draws):

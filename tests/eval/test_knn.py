@@ -15,6 +15,7 @@ from plankflux.eval.knn import (
     SETUPS,
     draw_galleries,
     evaluate_knn,
+    gallery_seed,
     knn_predict,
     macro_scores,
     parse_setup,
@@ -64,6 +65,19 @@ def test_draw_galleries_is_reproducible_and_uniform_in_size():
     assert a.keys() == b.keys() == {(n, d) for n in (1, 4) for d in range(3)}
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert {len(a[(4, d)]) for d in range(3)} == {7}
+
+
+def test_draw_galleries_nest_sizes_within_a_draw_and_differ_across_draws():
+    labels = torch.tensor([0] * 30 + [1] * 3 + [2] * 12)
+    galleries = draw_galleries(labels, (1, 2, 4, 8, 16), draws=4, seed=3)
+    for d in range(4):
+        sizes = [set(galleries[(n, d)].tolist()) for n in (1, 2, 4, 8, 16)]
+        assert all(small <= large for small, large in zip(sizes, sizes[1:], strict=False))
+        assert torch.bincount(labels[galleries[(8, d)]]).tolist() == [8, 3, 8]
+        # the same draw as sample_gallery with that draw's generator
+        gen = torch.Generator().manual_seed(gallery_seed(3, d))
+        assert torch.equal(galleries[(4, d)], sample_gallery(labels, 4, gen))
+    assert len({tuple(galleries[(4, d)].tolist()) for d in range(4)}) == 4
 
 
 # --------------------------------------------------------------------------- voting
