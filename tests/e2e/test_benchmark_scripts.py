@@ -61,3 +61,36 @@ def test_benchmark_runs_and_writes_json(script, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert check(json.loads(out.read_text())), out.read_text()
+
+
+def test_knn_benchmark_runs_its_torch_arm_and_compares_when_scikit_learn_is_there(tmp_path):
+    # scikit-learn is optional (not in .[dev]): without it the script times the torch arm,
+    # says so and exits 2; with it, the two arms must agree on tiny data.
+    out = tmp_path / "result.json"
+    args = ["--queries", "300", "--gallery-set", "200", "--classes", "5", "--dim", "16",
+            "--draws", "2", "--threads", "1", "--out", str(out)]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_knn.py"), *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    report = json.loads(out.read_text())
+    assert report["cells"] == 9 * 5 * 2 and report["torch_s"] > 0
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        assert result.returncode == 2, result.stdout + result.stderr[-2000:]
+        assert report["sklearn_s"] is None and "pip install scikit-learn" in result.stdout
+    else:
+        assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+        assert report["predictions"] == 9 * 5 * 2 * 300 and report["mismatched"] == 0
+
+
+def test_gpu_benchmark_script_is_valid_bash():
+    result = subprocess.run(
+        ["bash", "-n", str(BENCH / "run_gpu_benchmarks.sh")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
