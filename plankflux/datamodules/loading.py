@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from plankflux.data.trap_dataset import already_collated
 from plankflux.errors import PlankfluxError
+
+log = logging.getLogger(__name__)
 
 #: Synthetic data are generated only into a folder whose name starts with this (the
 #: synthetic data configs' roots), so a mistyped ``data.root`` is an error, not a new
@@ -34,11 +38,16 @@ def generate_once(root: Path, generate: Callable[..., Path], **kwargs) -> None:
             "configs' default); for your own data check the path"
         )
     staging = root.with_name(f".{root.name}.{os.getpid()}.tmp")
+    # Said before and after: generation takes a while at the larger scales, and a user
+    # should know that this run made up its data (and where they now are).
+    log.info("%s does not exist: generating a synthetic data set there (once)", root)
+    start = time.perf_counter()
     generate(staging, **kwargs)
     try:
         staging.rename(root)
     except OSError:  # another process finished first
         shutil.rmtree(staging, ignore_errors=True)
+    log.info("synthetic data set ready in %.0f s: %s", time.perf_counter() - start, root)
 
 
 class EpochShuffle(Sampler[int]):

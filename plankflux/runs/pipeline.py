@@ -280,6 +280,10 @@ def flux_stage(
         predictions.append(predicted)
     predictions = pd.concat(predictions, ignore_index=True)
     out = ws.flux
+    # Recomputed from the treatments' scores on every run (cheap, and a changed
+    # allometry or campaign table then shows): say so when earlier files are replaced.
+    rewrite = out.is_dir() and any(out.iterdir())
+    log.info("%s flux tables and figures in %s", "rewriting" if rewrite else "writing", out)
     make_flux_figures(FluxInputs(campaign, predictions, None, fixed), out)
     mae = pd.read_csv(out / FILES["mae"], keep_default_na=False, na_values=[""])
     reference = pd.read_csv(out / FILES["human_reference"], keep_default_na=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -92,7 +94,7 @@ def test_fold_batches_have_the_documented_keys_shapes_and_types(lab):
     assert not set(other.splits["test"]) & set(dm.splits["test"])
 
 
-def test_pretrain_mode_on_unlabelled_data_and_synthesize(tmp_path):
+def test_pretrain_mode_on_unlabelled_data_and_synthesize(tmp_path, caplog):
     root = tmp_path / "synthetic_uto"
     dm = CytoSenseDataModule(
         str(root),
@@ -101,7 +103,17 @@ def test_pretrain_mode_on_unlabelled_data_and_synthesize(tmp_path):
         batch_size=16,
         synthesize={"kind": "uto", "scale": "tiny", "seed": 0},
     )
-    dm.setup("fit")
+    with caplog.at_level(logging.INFO, logger="plankflux.datamodules.loading"):
+        dm.setup("fit")
+    said = [r.getMessage() for r in caplog.records if r.name == "plankflux.datamodules.loading"]
+    assert said[0] == f"{root} does not exist: generating a synthetic data set there (once)"
+    assert said[1].startswith("synthetic data set ready in ") and said[1].endswith(str(root))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="plankflux.datamodules.loading"):
+        CytoSenseDataModule(
+            str(root), **SMALL, split="pretrain", synthesize={"kind": "uto"}
+        ).setup()
+    assert not [r for r in caplog.records if r.name == "plankflux.datamodules.loading"]
     assert {k: len(v) for k, v in dm.splits.items()} == {
         "train": 76,
         "val": 4,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -163,11 +164,14 @@ def test_summary_accuracy_and_flux_tables(simulated_run):
     assert effort["value"] == pytest.approx(shown / summary["target_images"])
 
 
-def test_a_rerun_resumes_without_training_again(simulated_run):
+def test_a_rerun_resumes_without_training_again(simulated_run, caplog):
     campaign, oracle, ws, summary = simulated_run
     calls = len(oracle.calls)
-    assert run_pipeline(_settings(), campaign, ws, oracle) == summary
+    with caplog.at_level(logging.INFO, logger="plankflux.runs.pipeline"):
+        assert run_pipeline(_settings(), campaign, ws, oracle) == summary
     assert len(oracle.calls) == calls
+    said = [r.getMessage() for r in caplog.records]
+    assert f"rewriting flux tables and figures in {ws.flux}" in said
 
 
 def test_a_human_expert_stops_the_run_at_the_first_folder(tiny_campaign, tmp_path):
