@@ -370,7 +370,9 @@ def _check_particles(
 
     if check_images != "none":
         paths = [resolve_image(root, p) for p in frame["image"]]
-        progress = tqdm(paths, desc="checking images", unit="img", disable=len(paths) < 2000)
+        # Shown only when the check takes a while (a large campaign, or decoding): a
+        # pipeline loads the campaign once per member, and a bar each time is noise.
+        progress = tqdm(paths, desc="checking images", unit="img", delay=2.0)
         refused = {p.line - 2 for p in problems if p.file == f and p.column == "image"}
         for i, path in enumerate(progress):
             if not frame["image"].iat[i] or i in refused:

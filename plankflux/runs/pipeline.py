@@ -387,6 +387,13 @@ def paper_a_claims(summary: dict) -> list[dict]:
 
 
 def format_summary(summary: dict) -> str:
+    """The run's printed summary; every per-treatment block in the accuracy block's order."""
+    order = list(summary["accuracy"])
+
+    def in_order(per_treatment: dict) -> list:
+        rank = {t: i for i, t in enumerate(order)}
+        return sorted(per_treatment.items(), key=lambda item: rank.get(item[0], len(order)))
+
     effort = summary["review_effort"]
     lines = [f"plankflux pipeline: target {summary['target']}, {len(summary['members'])} members"]
     for stage, counts in effort.items():
@@ -414,7 +421,7 @@ def format_summary(summary: dict) -> str:
         lines.append(f"    {treatment:9s} {mean}{sd}{flux}")
     if summary.get("accuracy_vs_original"):
         lines.append("  accuracy of each treatment's target labels vs the original annotation:")
-        for treatment, acc in summary["accuracy_vs_original"].items():
+        for treatment, acc in in_order(summary["accuracy_vs_original"]):
             sd = f" ± {acc['sd']:.3f}" if acc["sd"] is not None else ""
             lines.append(f"    {treatment:9s} {acc['mean']:.3f}{sd}")
     reference = summary.get("human_reference")
@@ -430,7 +437,7 @@ def format_summary(summary: dict) -> str:
                 else reference["note"]
             )
         )
-    for treatment, mae in summary.get("flux_mae_vs_human", {}).items():
+    for treatment, mae in in_order(summary.get("flux_mae_vs_human", {})):
         lines.append(f"    {treatment:9s} flux MAE vs human labels {mae:.2f} mmol C m-2 d-1")
     if summary.get("claims"):
         lines.append("  Paper A's claims, over members (Welch t, two-sided, alpha 0.05):")

@@ -19,7 +19,12 @@ import pytest
 
 from plankflux.data.campaign import load_campaign
 from plankflux.layout import SCORES_FILE, TRUTH_FILE, Workspace
-from plankflux.runs.pipeline import AwaitingExpert, PipelineSettings, run_pipeline
+from plankflux.runs.pipeline import (
+    AwaitingExpert,
+    PipelineSettings,
+    format_summary,
+    run_pipeline,
+)
 
 K = 3
 
@@ -162,6 +167,36 @@ def test_summary_accuracy_and_flux_tables(simulated_run):
     effort = claims["review effort: images shown / target images"]
     shown = sum(e["shown"] for e in summary["review_effort"].values())
     assert effort["value"] == pytest.approx(shown / summary["target_images"])
+
+
+def test_the_printed_summary_lists_treatments_in_one_order(simulated_run):
+    *_, summary = simulated_run
+    # The flux stage finds treatments in its own order; the printout must not follow it.
+    shuffled = {
+        **summary,
+        "accuracy_vs_original": dict(reversed(summary["accuracy_vs_original"].items())),
+        "flux_mae_vs_human": dict(reversed(summary["flux_mae_vs_human"].items())),
+    }
+    lines = format_summary(shuffled).splitlines()
+    order = list(summary["accuracy"])
+    assert len(order) >= 3
+
+    def block(after: str) -> list[str]:
+        start = next(i for i, line in enumerate(lines) if line.startswith(after)) + 1
+        names = []
+        for line in lines[start:]:
+            if not line.startswith("    "):
+                break
+            names.append(line.split()[0])
+        return names
+
+    held_out = block("  accuracy on ")
+    assert held_out == order
+    original = block("  accuracy of each treatment's target labels")
+    assert original == [t for t in order if t in summary["accuracy_vs_original"]]
+    versus_human = block("  human-label flux")
+    assert versus_human == [t for t in order if t in summary["flux_mae_vs_human"]]
+    assert len(original) >= 2 and len(versus_human) >= 2
 
 
 def test_a_rerun_resumes_without_training_again(simulated_run, caplog):
