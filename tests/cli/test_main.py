@@ -146,3 +146,21 @@ def test_the_alias_scripts_check_run_folder_names_before_hydra_makes_a_folder(tm
         done.stderr
     )
     assert list(tmp_path.iterdir()) == [] and not (tmp_path.parent / "escape").exists()
+
+
+def test_tables_study_on_a_folder_that_is_not_a_study_sweep_says_what_it_found(tmp_path, capsys):
+    out = tmp_path / "tables"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["tables", "study", str(empty), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "holds no Hydra runs (no .hydra/config.yaml below it)" in err and "--study" not in err
+    other = tmp_path / "sweep"
+    (other / "0" / ".hydra").mkdir(parents=True)
+    (other / "0" / ".hydra" / "config.yaml").write_text("task_name: clip_table2\n")
+    assert main(["tables", "study", str(other), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "are ['clip_table2'], not one of Paper A's studies" in err
+    assert main(["tables", "study", str(tmp_path / "nowhere"), "--out", str(out)]) == 1
+    assert "is not a folder" in capsys.readouterr().err
+    assert not out.exists()

@@ -97,8 +97,25 @@ def _study_from_sweep(sweep: str) -> str:
 
     from omegaconf import OmegaConf
 
-    for config in Path(sweep).glob("**/.hydra/config.yaml"):
+    root = Path(sweep)
+    if not root.is_dir():
+        raise PlankfluxError(
+            f"{sweep} is not a folder (the sweep's output folder, e.g. multirun/DATE/TIME)"
+        )
+    configs = list(root.glob("**/.hydra/config.yaml"))
+    tasks = set()
+    for config in configs:
         task = OmegaConf.load(config).get("task_name")
         if task in STUDY_NAMES:
             return task
-    raise PlankfluxError(f"cannot tell the study of {sweep}; pass --study")
+        tasks.add(str(task))
+    if not configs:  # --study would not help: there are no runs to tabulate
+        raise PlankfluxError(
+            f"{sweep} holds no Hydra runs (no .hydra/config.yaml below it): pass the output "
+            "folder of a study sweep, e.g. `plankflux train -m experiment=tune_lr ...` writes "
+            "multirun/DATE/TIME"
+        )
+    raise PlankfluxError(
+        f"the runs under {sweep} are {sorted(tasks)}, not one of Paper A's studies "
+        f"{list(STUDY_NAMES)}; if they are one under another name, pass --study"
+    )
