@@ -136,6 +136,8 @@ def test_parse_mpic_filename():
     }
     assert parse_mpic_filename("JC49_12.5x_obl_3_7.png")["magnification"] == "12.5"
     assert parse_mpic_filename("oddname.jpg") is None
+    assert parse_mpic_filename("RR5_123456789012345678901x_obl_20_1.jpg") is None
+    assert parse_mpic_filename("RR5_1000x_obl_20_1.jpg")["magnification"] == "1000"
 
 
 def test_mpic_round_trip(tmp_path):

@@ -64,9 +64,11 @@ METADATA_FILE = "metadata.csv"
 IMAGES_DIR = "imgs"
 UNLABELLED = "none"
 
-# <sample>_<mag>x_<view>_<field><plane>_<n>, e.g. RR5_7x_obl_20_18208
+# <sample>_<mag>x_<view>_<field><plane>_<n>, e.g. RR5_7x_obl_20_18208. A microscope's
+# magnification has at most 4 digits before the point: a longer number is not one (it
+# would be read as, e.g., 1e20), so such a name is not an mpic name.
 FILENAME_PATTERN = re.compile(
-    r"^(?P<sample>.+?)_(?P<magnification>\d+(?:\.\d+)?)x_(?P<view>[A-Za-z]+)_"
+    r"^(?P<sample>.+?)_(?P<magnification>\d{1,4}(?:\.\d+)?)x_(?P<view>[A-Za-z]+)_"
     r"(?P<field_plane>\d+)_(?P<number>\d+)$"
 )
 
