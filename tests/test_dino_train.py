@@ -15,12 +15,15 @@ from plankflux.cli.hydra_tasks import train as main
 from plankflux.layout import CONFIG_DIR
 
 
+@pytest.mark.parametrize("device_transforms", [False, True])
 def test_tiny_dino_run_writes_checkpoints_metrics_and_an_image_only_knn_table(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, device_transforms
 ):
+    # device_transforms: the views are cut from whole batches (plankflux.data.multicrop_batch)
     monkeypatch.setenv("PLANKFLUX_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PLANKFLUX_LOG_DIR", str(tmp_path / "logs"))
-    monkeypatch.setattr(sys, "argv", ["plankflux-train", "debug=dino_tiny"])
+    argv = ["plankflux-train", "debug=dino_tiny", f"data.device_transforms={device_transforms}"]
+    monkeypatch.setattr(sys, "argv", argv)
     main()  # Hydra's entry point, in this process
     (run,) = (tmp_path / "logs" / "dino" / "runs").iterdir()
     assert (run / "checkpoints" / "best.ckpt").is_file()

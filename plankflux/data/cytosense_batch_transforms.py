@@ -67,7 +67,8 @@ class PairPrepare:
         }
 
 
-def _uniform(shape, low: float, high: float, generator) -> torch.Tensor:
+def uniform_draws(shape, low: float, high: float, generator) -> torch.Tensor:
+    """``shape`` float64 draws from U(low, high)."""
     return low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)
 
 
@@ -82,8 +83,8 @@ def draw_crops(
     """RandomResizedCrop boxes for ``n`` images of ``height`` × ``width``: ``(n, 4)`` int64
     ``(top, left, h, w)``, sampled as torchvision does (the first of 10 tries whose box
     fits, else the whole image)."""
-    area = height * width * _uniform((n, CROP_TRIES), *scale, generator)
-    log_ratio = _uniform((n, CROP_TRIES), math.log(ratio[0]), math.log(ratio[1]), generator)
+    area = height * width * uniform_draws((n, CROP_TRIES), *scale, generator)
+    log_ratio = uniform_draws((n, CROP_TRIES), math.log(ratio[0]), math.log(ratio[1]), generator)
     aspect = torch.exp(log_ratio)
     w = torch.round(torch.sqrt(area * aspect)).long()
     h = torch.round(torch.sqrt(area / aspect)).long()
@@ -179,14 +180,14 @@ class BatchPairTransform:
         coins = torch.rand(n, 4, generator=generator)
         return {
             "boxes": draw_crops(n, *images.shape[-2:], self.crop_scale, generator=generator),
-            "brightness": _uniform(n, 1 - b, 1 + b, generator).float(),
-            "contrast": _uniform(n, 1 - c, 1 + c, generator).float(),
+            "brightness": uniform_draws(n, 1 - b, 1 + b, generator).float(),
+            "contrast": uniform_draws(n, 1 - c, 1 + c, generator).float(),
             "brightness_first": coins[:, 0] < 0.5,
             "vflip": coins[:, 1] < self.vflip_p,
             "flip": coins[:, 2] < self.flip_p,
             "amplitude": torch.where(
                 (coins[:, 3] < self.amplitude_p)[:, None],
-                _uniform((n, bands), *self.amplitude, generator).float(),
+                uniform_draws((n, bands), *self.amplitude, generator).float(),
                 1.0,
             ),
             "drop": draw_band_drops(n, bands, *self.band_drop, generator=generator),

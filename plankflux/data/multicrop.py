@@ -138,11 +138,8 @@ class MultiCropTransform:
             view = torch.where(view >= 0.5, 1.0 - view, view)
         return view.clamp(0.0, 1.0) * 2.0 - 1.0
 
-    def __call__(self, image, profile, generator=None) -> dict:
-        item = self.test(image, profile)  # deterministic: uses no randomness
-        raw = image_to_tensor(image)
-        raw = crop_scale_bar(raw, self.scale_bar_px) if self.scale_bar_px else raw
-        square = resize_pad_edge(raw, self.pad_size)
+    def views(self, square: torch.Tensor, generator=None) -> list[torch.Tensor]:
+        """The ``n_global`` then ``n_local`` views of a prepared square (1, P, P) in [0, 1]."""
         blur_first, blur_other, blur_local = self.blur_p
         crops = [
             self._view(
@@ -159,5 +156,11 @@ class MultiCropTransform:
             self._view(square, self.local_size, self.local_scale, blur_local, 0.0, generator)
             for _ in range(self.n_local)
         ]
-        item["crops"] = crops
+        return crops
+
+    def __call__(self, image, profile, generator=None) -> dict:
+        item = self.test(image, profile)  # deterministic: uses no randomness
+        raw = image_to_tensor(image)
+        raw = crop_scale_bar(raw, self.scale_bar_px) if self.scale_bar_px else raw
+        item["crops"] = self.views(resize_pad_edge(raw, self.pad_size), generator)
         return item

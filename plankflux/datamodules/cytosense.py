@@ -45,6 +45,7 @@ from plankflux.data.cytosense_batch_transforms import BatchPairTransform, PairPr
 from plankflux.data.cytosense_transforms import SCALE_BAR_PX, PairTransform
 from plankflux.data.images import as_grey, open_image
 from plankflux.data.multicrop import MultiCropTransform
+from plankflux.data.multicrop_batch import BatchMultiCrop
 from plankflux.data.pair_cache import PairCache, ensure_pair_cache
 from plankflux.datamodules.loading import SplitLoaders, generate_once
 
@@ -187,8 +188,9 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
             augment: random augmentations and the joint flip on training pairs.
             device_transforms: the training loader does only the deterministic part of
                 the pipeline and the random part runs batched on the model's device
-                (:mod:`plankflux.data.cytosense_batch_transforms`; the same
-                distributions). Not with ``multicrop``.
+                (:mod:`plankflux.data.cytosense_batch_transforms`, or
+                :mod:`plankflux.data.multicrop_batch` with ``multicrop``; the same
+                distributions).
             cache_dir: with ``device_transforms``, keep the training pairs prepared in a
                 decoded cache there (:mod:`plankflux.data.pair_cache`): no PNG or CSV is
                 read again while the files are unchanged.
@@ -207,8 +209,6 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
         super().__init__()
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if device_transforms and multicrop:
-            raise ValueError("device_transforms does not apply to multicrop (DINO) views")
         self.save_hyperparameters(logger=False)
         roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
         if not roots:
@@ -228,7 +228,7 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
         self.pairs: CytoSensePairs | None = None
         self.splits: dict[str, np.ndarray] = {}
         self._datasets: dict[str, CytoSensePairDataset] = {}
-        self.batch_transform: BatchPairTransform | None = None
+        self.batch_transform: BatchPairTransform | BatchMultiCrop | None = None
 
     def prepare_data(self) -> None:
         """Generate the synthetic data set once if asked and absent."""
@@ -280,15 +280,20 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
         sizes = (hp.image_size, hp.image_pad_size, hp.profile_length, hp.profile_pad_length)
         for name, rows in self.splits.items():
             train = name == "train" and hp.augment
+            multicrop = name == "train" and bool(hp.multicrop)  # replaces the augmentation
             transform = PairTransform(train, *sizes, scale_bar_px=hp.scale_bar_px)
-            if train and hp.device_transforms:
+            if (train or multicrop) and hp.device_transforms:
                 transform = PairPrepare(hp.image_pad_size, hp.profile_pad_length, hp.scale_bar_px)
-                self.batch_transform = BatchPairTransform(hp.image_size, hp.profile_length)
+                self.batch_transform = (
+                    BatchMultiCrop(**hp.multicrop)
+                    if multicrop
+                    else BatchPairTransform(hp.image_size, hp.profile_length)
+                )
                 if hp.cache_dir:
                     cache = ensure_pair_cache(hp.cache_dir, pairs, rows, transform)
                     self._datasets[name] = CachedPairBatches(cache, rows, labels[rows])
                     continue
-            if name == "train" and hp.multicrop:
+            elif multicrop:
                 transform = MultiCropTransform(
                     **hp.multicrop,
                     image_size=hp.image_size,

@@ -177,8 +177,6 @@ def test_datamodule_augments_training_batches_on_the_device_only(tmp_path):
     trainer.state.stage = "validate"
     val = next(iter(dm.val_dataloader()))
     assert dm.on_after_batch_transfer(dict(val), 0)["image"] is val["image"]  # untouched
-    with pytest.raises(ValueError, match="multicrop"):
-        CytoSenseDataModule(str(root), device_transforms=True, multicrop={"n_local": 2})
 
 
 def test_pair_cache_holds_the_prepared_pairs_and_is_rebuilt_when_a_file_changes(tmp_path):
