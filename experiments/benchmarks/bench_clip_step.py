@@ -1,18 +1,21 @@
 """Paper B's CLIP pre-training: image–profile pairs per second through a real training run.
 
 Composes ``plankflux train experiment=clip_lab`` (EfficientNet-B0 image tower, CNN
-profile tower, InfoNCE) on a synthetic LAB-like data set, then trains it with a real
-Lightning Trainer in this process, without validation, checkpoints or loggers; the first
-epoch is a warm-up and is not timed. Arms, all measured in this same run (the first is
-the baseline of the ratios): each ``--paths`` × ``--workers``, where ``item`` is the
-per-pair path (decode each PNG, parse each profile CSV, augment, all in the loader) and
-``batched`` is ``data.device_transforms=true`` (the loader decodes and resizes; the random
-augmentation runs on whole batches on the device) and ``cached`` adds the decoded pair
-cache (``data.cache_dir``: no file read after the first epoch). Usage:
+profile tower, InfoNCE; or ``--experiment dino_lab``, the DINO baseline with its 2 + 6
+multi-crop views, scaled with ``--size``) on a synthetic LAB-like data set, then trains
+it with a real Lightning Trainer in this process, without validation, checkpoints or
+loggers; the first epoch is a warm-up and is not timed. Arms, all measured in this same
+run (the first is the baseline of the ratios): each ``--paths`` × ``--workers``, where
+``item`` is the per-pair path (decode each PNG, parse each profile CSV, augment, all in
+the loader) and ``batched`` is ``data.device_transforms=true`` (the loader decodes and
+resizes; the random augmentation, or DINO's views, run on whole batches on the device)
+and ``cached`` adds the decoded pair cache (``data.cache_dir``: no file read after the
+first epoch). Usage:
 
     .venv/bin/python experiments/benchmarks/bench_clip_step.py [--scale demo|paper]
         [--size 224] [--batch-size 512] [--epochs 3] [--workers 0 8] [--paths item batched cached]
-        [--precision bf16-mixed] [--accelerator gpu] [--out FILE.json]
+        [--experiment clip_lab|dino_lab] [--precision bf16-mixed] [--accelerator gpu]
+        [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ PATHS = ("item", "batched", "cached")
 
 def run_arm(args, path: str, workers: int, data_dir: Path) -> dict:
     overrides = [
-        "experiment=clip_lab",
+        f"experiment={args.experiment}",
         f"data=synthetic_lab_{args.scale}",
         f"paths.data_dir={data_dir}",
         f"data.image_size={args.size}",
@@ -48,6 +51,11 @@ def run_arm(args, path: str, workers: int, data_dir: Path) -> dict:
         f"data.cache_dir={data_dir / 'cache' if path == 'cached' else 'null'}",
         "model.image_tower.pretrained=false",  # speed does not depend on the start
     ]
+    if args.experiment == "dino_lab":  # DINO's views at its ratio 224 : 96
+        overrides += [
+            f"data.multicrop.global_size={args.size}",
+            f"data.multicrop.local_size={round(args.size * 96 / 224)}",
+        ]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     L.seed_everything(0, workers=True)
@@ -86,6 +94,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[0])
     parser.add_argument("--paths", nargs="+", default=["item", "batched", "cached"], choices=PATHS)
+    parser.add_argument("--experiment", default="clip_lab", choices=("clip_lab", "dino_lab"))
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--out")
@@ -98,7 +107,8 @@ def main() -> None:
         print(f"{arm['path']:8s} workers={arm['workers']:<3d} {arm['pairs_per_s']:9.1f} pairs/s")
     device = device_name(args.accelerator)
     result = {
-        "benchmark": "CLIP pre-training step (Paper B): per-pair vs batched augmentation",
+        "benchmark": f"{args.experiment} training step (Paper B): per-pair vs batched augmentation",
+        "experiment": args.experiment,
         "device": device,
         "torch": torch.__version__,
         "lightning": L.__version__,

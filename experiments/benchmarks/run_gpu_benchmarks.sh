@@ -4,10 +4,12 @@
 # goes to ${OUT:-experiments/benchmarks/results}, file names prefixed by ${PREFIX:-gpu_}.
 # Needs torch, lightning, torchmetrics, pandas, pillow, scipy and tqdm importable
 # (hydra and wandb are not used; the H200 image of this workplace has them all). About
-# 10 minutes on one H200 in all: name steps to run a part, e.g. `... 1 2` then `... 3 4`
-# (default: all four), so that each call stays well inside a per-call time limit.
+# 10 minutes on one H200 for steps 1-4: name steps to run a part, e.g. `... 1 2` then
+# `... 3 4` (default: all five), so that each call stays well inside a per-call limit.
+# Step 4 and 5 compose Hydra configs: where hydra-core and omegaconf are missing (this
+# workplace's H200 image), put their wheels on PYTHONPATH first (results/README.md).
 set -euo pipefail
-steps=" ${*:-1 2 3 4} "
+steps=" ${*:-1 2 3 4 5} "
 want() { [[ "$steps" == *" $1 "* ]]; }
 cd "$(dirname "$0")/../.."
 out=${OUT:-experiments/benchmarks/results}
@@ -37,4 +39,9 @@ want 3 && python3 $bench/bench_predict_throughput.py --scale demo --size 224 --m
 want 4 && python3 $bench/bench_clip_step.py --scale demo --size 224 --batch-size 512 --epochs 3 \
   --workers 0 "$workers" --accelerator gpu --precision bf16-mixed \
   --out "$out/${prefix}clip_step_224px.json"
+# 5. The DINO baseline's step (EfficientNet-B0, 2 + 6 multi-crop views, batch 256):
+#    views cut per pair in the loader against views cut from whole batches on the GPU.
+want 5 && python3 $bench/bench_clip_step.py --experiment dino_lab --scale demo --size 224 \
+  --batch-size 256 --epochs 3 --workers "$workers" --accelerator gpu --precision bf16-mixed \
+  --out "$out/${prefix}dino_step_224px.json"
 echo "run_gpu_benchmarks.sh: steps${steps}done, JSON in $out"

@@ -39,6 +39,12 @@ CASES = {
         lambda r: [a["path"] for a in r["arms"]] == ["item", "batched", "cached"]
         and all(a["pairs_per_s"] > 0 for a in r["arms"]),
     ),
+    "bench_clip_step.py --experiment dino_lab": (
+        ["--scale", "tiny", "--size", "32", "--batch-size", "16", "--epochs", "2",
+         "--accelerator", "cpu", "--experiment", "dino_lab", "--paths", "batched"],
+        lambda r: r["experiment"] == "dino_lab" and [a["path"] for a in r["arms"]] == ["batched"]
+        and r["arms"][0]["pairs_per_s"] > 0,
+    ),
     "bench_flux.py": (
         ["--particles", "3000", "--samples", "20", "--loop-budget", "5"],
         lambda r: r["particles"] == 3000 and r["speedup"] > 0,
@@ -52,7 +58,7 @@ def test_benchmark_runs_and_writes_json(script, tmp_path):
     out = tmp_path / "result.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
     result = subprocess.run(
-        [sys.executable, str(BENCH / script), *args, "--out", str(out)],
+        [sys.executable, str(BENCH / script.split()[0]), *args, "--out", str(out)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
