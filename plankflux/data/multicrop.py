@@ -138,25 +138,20 @@ class MultiCropTransform:
             view = torch.where(view >= 0.5, 1.0 - view, view)
         return view.clamp(0.0, 1.0) * 2.0 - 1.0
 
-    def views(self, square: torch.Tensor, generator=None) -> list[torch.Tensor]:
-        """The ``n_global`` then ``n_local`` views of a prepared square (1, P, P) in [0, 1]."""
+    def view_specs(self) -> list[tuple[int, tuple[float, float], float, float]]:
+        """Per view, globals first: ``(size, crop scale, blur probability, solarisation
+        probability)``."""
         blur_first, blur_other, blur_local = self.blur_p
-        crops = [
-            self._view(
-                square,
-                self.global_size,
-                self.global_scale,
-                blur_first if i == 0 else blur_other,
-                self.solarize_p if i == 1 else 0.0,
-                generator,
-            )
+        specs = [
+            (self.global_size, self.global_scale, blur_first if i == 0 else blur_other,
+             self.solarize_p if i == 1 else 0.0)
             for i in range(self.n_global)
-        ]
-        crops += [
-            self._view(square, self.local_size, self.local_scale, blur_local, 0.0, generator)
-            for _ in range(self.n_local)
-        ]
-        return crops
+        ]  # fmt: skip
+        return specs + [(self.local_size, self.local_scale, blur_local, 0.0)] * self.n_local
+
+    def views(self, square: torch.Tensor, generator=None) -> list[torch.Tensor]:
+        """The views of a prepared square (1, P, P) in [0, 1], in :meth:`view_specs` order."""
+        return [self._view(square, *spec, generator) for spec in self.view_specs()]
 
     def __call__(self, image, profile, generator=None) -> dict:
         item = self.test(image, profile)  # deterministic: uses no randomness

@@ -30,6 +30,7 @@ from plankflux.data.cytosense_batch_transforms import (
     jitter,
     uniform_draws,
 )
+from plankflux.data.multicrop import MultiCropTransform
 
 
 def blur_kernels(sigma: torch.Tensor, size: int) -> torch.Tensor:
@@ -73,37 +74,16 @@ class BatchMultiCrop:
     """The views of a batch of prepared squares ``image`` (B, 1, P, P) in [0, 1]:
     ``n_global`` (B, 1, G, G) then ``n_local`` (B, 1, L, L), each in [-1, 1].
 
-    Arguments as :class:`~plankflux.data.multicrop.MultiCropTransform`'s views (its
-    defaults are DINO's), so one ``data.multicrop`` config serves both paths.
+    ``recipe``: :class:`~plankflux.data.multicrop.MultiCropTransform`'s view arguments
+    (its defaults are DINO's), so one ``data.multicrop`` config serves both paths.
     """
 
-    def __init__(
-        self,
-        n_global: int = 2,
-        global_size: int = 224,
-        global_scale: tuple[float, float] = (0.4, 1.0),
-        n_local: int = 6,
-        local_size: int = 96,
-        local_scale: tuple[float, float] = (0.1, 0.4),
-        brightness: float = 0.4,
-        contrast: float = 0.4,
-        jitter_p: float = 0.8,
-        blur_p: tuple[float, float, float] = (1.0, 0.1, 0.5),
-        blur_sigma: tuple[float, float] = (0.1, 2.0),
-        solarize_p: float = 0.2,
-        flip_p: float = 0.5,
-    ):
-        if n_global < 1 or n_local < 0:
-            raise ValueError(f"need n_global >= 1 and n_local >= 0, got {n_global}, {n_local}")
-        blur_first, blur_other, blur_local = blur_p
-        # One entry per view: (size, crop scale, blur probability, solarise probability)
-        self.views = [
-            (int(global_size), tuple(global_scale), blur_first if i == 0 else blur_other,
-             solarize_p if i == 1 else 0.0)
-            for i in range(int(n_global))
-        ] + [(int(local_size), tuple(local_scale), blur_local, 0.0)] * int(n_local)  # fmt: skip
-        self.brightness, self.contrast, self.jitter_p = brightness, contrast, jitter_p
-        self.blur_sigma, self.flip_p = tuple(blur_sigma), flip_p
+    def __init__(self, **recipe):
+        per_item = MultiCropTransform(**recipe)
+        self.views = per_item.view_specs()
+        self.brightness, self.contrast = per_item.brightness, per_item.contrast
+        self.jitter_p, self.flip_p = per_item.jitter_p, per_item.flip_p
+        self.blur_sigma = per_item.blur_sigma
 
     def draw(self, n: int, height: int, width: int, generator=None) -> list[dict]:
         """Every random parameter of a batch of ``n`` squares, per view, on the CPU."""
