@@ -37,6 +37,7 @@ TOOL_MODULES = (
     "plankflux.cli.tools.import_campaign",
     "plankflux.cli.tools.campaign",
     "plankflux.cli.tools.stats",
+    "plankflux.cli.tools.cache",
     "plankflux.cli.tools.tables",
     "plankflux.cli.tools.knn",
     "plankflux.cli.tools.flux",

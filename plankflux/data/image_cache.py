@@ -25,21 +25,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from plankflux.data.cache_folder import touch_mark
 from plankflux.data.transforms import check_resize_mode, load_resized
 from plankflux.utils.atomic import atomic_open
 
 CACHE_FORMAT_VERSION = 2  # 2: 16-bit images scaled to 8 bits (they decoded white before)
-_CACHE_FILE = re.compile(r"^[0-9a-f]{16}\.(u8|json)$")
 
 
 class UnreadableImageError(OSError):
@@ -233,6 +232,8 @@ def ensure_image_cache(
         }
         with atomic_open(meta_file) as handle:  # written last: the completion mark
             json.dump(meta, handle, indent=1)
+    else:
+        touch_mark(meta_file)  # the entry's last use, for `plankflux cache prune`
     return DecodedImageCache(data_file, shape, key)
 
 
@@ -250,22 +251,3 @@ def open_image_cache(
     in-memory array.
     """
     return ensure_image_cache(cache_dir, paths, size, mode, progress, workers).array
-
-
-def prune_image_cache(cache_dir: str | os.PathLike, keep: Iterable[str]) -> list[Path]:
-    """Delete cache files in ``cache_dir`` whose key is not in ``keep``; return them.
-
-    ``keep`` holds full keys or their 16-digit prefixes. Only files named like cache
-    files (``<16 hex>.u8``/``.json``) directly inside ``cache_dir`` are touched, never
-    sub-folders or other files. Temporary files of builds in progress are left alone.
-    """
-    cache_dir = Path(cache_dir)
-    kept = {k[:16] for k in keep}
-    removed = []
-    if not cache_dir.is_dir():
-        return removed
-    for entry in cache_dir.iterdir():
-        if entry.is_file() and _CACHE_FILE.match(entry.name) and entry.name[:16] not in kept:
-            entry.unlink(missing_ok=True)
-            removed.append(entry)
-    return sorted(removed)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from plankflux.data.cache_folder import touch_mark
 from plankflux.data.cytosense import CytoSensePairs, read_profile
 from plankflux.data.cytosense_batch_transforms import PairPrepare
 from plankflux.data.image_cache import default_workers, files_key
@@ -105,6 +106,8 @@ def ensure_pair_cache(
         _build(files, shapes, pairs, rows, prepare, workers)
         with atomic_open(mark) as handle:
             json.dump(expected, handle)
+    else:
+        touch_mark(mark)  # the entry's last use, for `plankflux cache prune`
     return PairCache(files, shapes)
 
 

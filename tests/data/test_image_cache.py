@@ -16,7 +16,6 @@ from plankflux.data.image_cache import (
     cache_key,
     ensure_image_cache,
     open_image_cache,
-    prune_image_cache,
 )
 from plankflux.data.transforms import load_resized
 
@@ -168,23 +167,3 @@ def test_empty_and_bad_mode(tmp_path):
     assert arr.shape == (0, 8, 8, 3) and arr.dtype == np.uint8
     with pytest.raises(ValueError, match="unknown resize mode"):
         open_image_cache(tmp_path / "cache", [], 8, "stretch")
-
-
-def test_prune_only_touches_stale_cache_files(tmp_path, images):
-    cache_dir = tmp_path / "cache"
-    keep = ensure_image_cache(cache_dir, images, 8, "pad").key
-    stale = ensure_image_cache(cache_dir, images, 8, "resize").key
-    (cache_dir / "notes.txt").write_text("mine")
-    (cache_dir / "0123456789abcdef.txt").write_text("mine too")
-    (cache_dir / "sub").mkdir()
-    (cache_dir / "sub" / "0123456789abcdef.u8").write_bytes(b"x")
-    outside = tmp_path / "fedcba9876543210.u8"
-    outside.write_bytes(b"x")
-
-    removed = prune_image_cache(cache_dir, keep=[keep])
-    assert [p.name for p in removed] == [f"{stale[:16]}.json", f"{stale[:16]}.u8"]
-    assert _cache_files(cache_dir) == sorted(
-        ["0123456789abcdef.txt", f"{keep[:16]}.json", f"{keep[:16]}.u8", "notes.txt", "sub"]
-    )
-    assert outside.exists() and (cache_dir / "sub" / "0123456789abcdef.u8").exists()
-    assert prune_image_cache(tmp_path / "nowhere", keep=[]) == []
