@@ -18,11 +18,11 @@ def test_help_lists_every_verb_with_one_line(capsys):
         main(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    verbs = "train predict pipeline synth validate import campaign stats tables knn flux "
+    verbs = "train predict pipeline synth validate import campaign stats cache tables knn flux "
     verbs = (verbs + "propose ingest minboost simulate-expert review ecotaxa").split()
     for verb in verbs:
         assert f"\n    {verb}" in out, verb
-    assert len(TOOL_MODULES) == 11
+    assert len(TOOL_MODULES) == 12
     assert all(callable(getattr(hydra_tasks, verb)) for verb in HYDRA_VERBS)
 
 
