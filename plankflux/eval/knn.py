@@ -87,9 +87,19 @@ def sample_gallery(
     return order[rank < n_per_class].sort().values
 
 
-def gallery_seed(seed: int, draw: int) -> int:
+def gallery_seed(seed: int, n_per_class: int, draw: int) -> int:
     """The generator seed of one gallery draw (so other code can redraw it exactly)."""
-    return (seed * 1_000_003 + draw) % (2**63)
+    return (seed * 1_000_003 + n_per_class * 10_007 + draw) % (2**63)
+
+
+def ranked_draws(labels: Tensor, n_max: int, draws: int, seed: int) -> list[tuple[Tensor, Tensor]]:
+    """:func:`_ranked_draw` of every draw, seeded by :func:`gallery_seed` ``(seed, n_max,
+    draw)``: each draw's largest gallery is the one :func:`sample_gallery` draws with that
+    seed, and its smaller galleries are subsets of it."""
+    return [
+        _ranked_draw(labels, torch.Generator().manual_seed(gallery_seed(seed, n_max, draw)))
+        for draw in range(draws)
+    ]
 
 
 def draw_galleries(
@@ -97,13 +107,14 @@ def draw_galleries(
 ) -> dict[tuple[int, int], Tensor]:
     """``{(n, draw): indices}`` for every gallery size and draw.
 
-    One random order per draw (:func:`gallery_seed`): a draw's gallery of size ``n`` is
+    One random order per draw (:func:`ranked_draws`): a draw's gallery of size ``n`` is
     the first ``n`` samples of every class in that order, so it contains the draw's
     smaller galleries (n = 1 ⊂ 2 ⊂ 4 ...). Draws are independent of each other.
     """
+    if min(n_values) < 1:
+        raise ValueError(f"gallery sizes must be >= 1, got {list(n_values)}")
     out = {}
-    for draw in range(draws):
-        order, rank = _ranked_draw(labels, torch.Generator().manual_seed(gallery_seed(seed, draw)))
+    for draw, (order, rank) in enumerate(ranked_draws(labels, max(n_values), draws, seed)):
         for n in n_values:
             out[(n, draw)] = order[rank < n].sort().values
     return out
@@ -329,12 +340,7 @@ def evaluate_knn(
     # Few, large tensor ops: each op pays thread synchronisation on a busy 2-core CPU and
     # a kernel launch on a GPU.
     n_sizes = sorted(set(n_values))
-    ranked = [
-        _ranked_draw(
-            torch.from_numpy(gallery_codes), torch.Generator().manual_seed(gallery_seed(seed, d))
-        )
-        for d in range(draws)
-    ]
+    ranked = ranked_draws(torch.from_numpy(gallery_codes), n_sizes[-1], draws, seed)
     bounds = [int((ranked[0][1] < n).sum()) for n in n_sizes]  # the same in every draw
     cols = torch.stack([order[: bounds[-1]] for order, _ in ranked])  # (draws, G)
     labels = torch.from_numpy(gallery_codes)[cols].to(device)

@@ -74,9 +74,9 @@ def test_draw_galleries_nest_sizes_within_a_draw_and_differ_across_draws():
         sizes = [set(galleries[(n, d)].tolist()) for n in (1, 2, 4, 8, 16)]
         assert all(small <= large for small, large in zip(sizes, sizes[1:], strict=False))
         assert torch.bincount(labels[galleries[(8, d)]]).tolist() == [8, 3, 8]
-        # the same draw as sample_gallery with that draw's generator
-        gen = torch.Generator().manual_seed(gallery_seed(3, d))
-        assert torch.equal(galleries[(4, d)], sample_gallery(labels, 4, gen))
+        # the largest gallery is sample_gallery's with that size's seed, as before nesting
+        gen = torch.Generator().manual_seed(gallery_seed(3, 16, d))
+        assert torch.equal(galleries[(16, d)], sample_gallery(labels, 16, gen))
     assert len({tuple(galleries[(4, d)].tolist()) for d in range(4)}) == 4
 
 
