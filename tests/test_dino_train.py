@@ -19,13 +19,18 @@ from plankflux.layout import CONFIG_DIR
 def test_tiny_dino_run_writes_checkpoints_metrics_and_an_image_only_knn_table(
     tmp_path, monkeypatch, device_transforms
 ):
-    # device_transforms: the views are cut from whole batches (plankflux.data.multicrop_batch)
+    # device_transforms: the views are cut from whole batches (plankflux.data.multicrop_batch),
+    # from the pair cache, and validation/test read their cached test-time inputs
     monkeypatch.setenv("PLANKFLUX_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PLANKFLUX_LOG_DIR", str(tmp_path / "logs"))
     argv = ["plankflux-train", "debug=dino_tiny", f"data.device_transforms={device_transforms}"]
+    if device_transforms:
+        argv.append(f"data.cache_dir={tmp_path / 'cache'}")
     monkeypatch.setattr(sys, "argv", argv)
     main()  # Hydra's entry point, in this process
     (run,) = (tmp_path / "logs" / "dino" / "runs").iterdir()
+    if device_transforms:  # train (prepared pairs), val and test (test-time inputs)
+        assert len({p.name[:16] for p in (tmp_path / "cache").glob("*.pairs.json")}) == 3
     assert (run / "checkpoints" / "best.ckpt").is_file()
     assert not (run / "checkpoints" / "last.ckpt").exists()  # removed once finished
 

@@ -191,9 +191,11 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
                 (:mod:`plankflux.data.cytosense_batch_transforms`, or
                 :mod:`plankflux.data.multicrop_batch` with ``multicrop``; the same
                 distributions).
-            cache_dir: with ``device_transforms``, keep the training pairs prepared in a
-                decoded cache there (:mod:`plankflux.data.pair_cache`): no PNG or CSV is
-                read again while the files are unchanged.
+            cache_dir: with ``device_transforms``, keep the training pairs prepared, and
+                the validation and test pairs' test-time inputs, in decoded caches there
+                (:mod:`plankflux.data.pair_cache`): no PNG or CSV is read again while the
+                files are unchanged (images kept as grey levels: within half a level of
+                the per-pair floats). The predict split is read per pair.
             synthesize: ``{"kind": ..., "scale": ..., "seed": ...}`` to generate a
                 synthetic data set at ``root`` when none is there yet (a list, one per
                 root, when ``root`` is a list; ``None`` entries are not generated).
@@ -302,15 +304,27 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
                     profile_pad_length=hp.profile_pad_length,
                     scale_bar_px=hp.scale_bar_px,
                 )
+            elif hp.device_transforms and hp.cache_dir and name != "predict":
+                # Validation/test pairs (and unaugmented training pairs): their test-time
+                # inputs cached once (the test path's resize straight to image_size),
+                # scaled to [-1, 1] on the device (on_after_batch_transfer). Predict
+                # stays per pair: embeddings are computed outside a Trainer too.
+                inputs = PairPrepare(hp.image_size, hp.profile_length, hp.scale_bar_px)
+                cache = ensure_pair_cache(hp.cache_dir, pairs, rows, inputs)
+                self._datasets[name] = CachedPairBatches(cache, rows, labels[rows])
+                continue
             self._datasets[name] = CytoSensePairDataset(pairs, rows, labels[rows], transform)
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """With ``device_transforms``: a training batch, now on the model's device, gets
-        its random augmentation (only training batches come from :class:`PairPrepare`)."""
+        """With ``device_transforms``, on the model's device: a training batch gets its
+        random augmentation (or DINO's views); a batch of cached test-time inputs (uint8
+        images) is scaled to [-1, 1], as the per-pair test path gives it."""
         if self.batch_transform is not None and self.trainer is not None:
             if self.trainer.training:
                 return self.batch_transform(batch)
+        if batch["image"].dtype == torch.uint8:
+            return {**batch, "image": batch["image"].float().div_(127.5).sub_(1.0)}
         return batch
 
     def split_frame(self, name: str) -> pd.DataFrame:

@@ -6,7 +6,6 @@ import os
 
 import lightning as L
 import numpy as np
-import pytest
 import torch
 from scipy import stats
 from torchvision.transforms.v2 import functional as TF
@@ -223,3 +222,32 @@ def test_cached_training_batches_equal_the_uncached_prepared_ones(tmp_path):
     assert (b["image"].float() / 255 - a["image"]).abs().max() <= 0.5 / 255 + 1e-6
     out = BatchPairTransform(32, 32)(b, torch.Generator().manual_seed(0))
     assert out["image"].shape == (8, 1, 32, 32) and out["image"].dtype == torch.float32
+
+
+def test_cached_validation_and_test_inputs_equal_the_per_pair_ones(tmp_path):
+    root = generate_cytosense(tmp_path / "synthetic_lab", kind="lab", scale="tiny", seed=0)
+    sizes = dict(image_size=32, image_pad_size=34, profile_length=32, profile_pad_length=34)
+    plain = CytoSenseDataModule(str(root), batch_size=8, **sizes)
+    cached = CytoSenseDataModule(
+        str(root), batch_size=8, device_transforms=True, cache_dir=str(tmp_path / "c"), **sizes
+    )
+    plain.setup("fit")
+    cached.setup("fit")
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False)
+    cached.trainer = trainer
+    trainer.state.stage = "validate"
+    for split in ("val", "test"):
+        a = next(iter(getattr(plain, f"{split}_dataloader")()))
+        raw = next(iter(getattr(cached, f"{split}_dataloader")()))
+        assert raw["image"].dtype == torch.uint8 and raw["image"].shape[-1] == 32  # test size
+        b = cached.on_after_batch_transfer(dict(raw), 0)
+        assert torch.equal(a["index"], b["index"]), split
+        for key in ("profile", "image_size", "profile_length", "label"):
+            assert torch.equal(a[key], b[key]), (split, key)
+        # grey levels: within half a level of the per-pair image, i.e. 1/255 in [-1, 1]
+        assert b["image"].dtype == torch.float32
+        assert (b["image"] - a["image"]).abs().max() <= 1 / 255 + 1e-6, split
+    # predict stays per pair (embeddings are also computed outside a Trainer)
+    assert next(iter(cached.predict_dataloader()))["image"].dtype == torch.float32
+    caches = {p.name.split(".")[0] for p in (tmp_path / "c").iterdir()}
+    assert len(caches) == 3  # train (prepared), val and test (test-time inputs)
