@@ -8,10 +8,11 @@ old entries stay behind until removed):
 * prepared CytoSense pairs (:mod:`plankflux.data.pair_cache`): ``K.img.u8``,
   ``K.prof.f32``, ``K.size.f32`` and the mark ``K.pairs.json``.
 
-A run that opens an entry touches its mark (:func:`touch_mark`), so the mark's
-modification time is the entry's last use. Files of a build that never finished (no
-mark) count from their newest file. Temporary files of builds (``.K…tmp``) are
-leftovers once older than :data:`BUILD_GRACE_S` (a build may still be writing them).
+A run that opens an entry touches its mark (:func:`touch_mark`; so does every loader
+worker that maps it), so the mark's modification time is the entry's last use. Files of
+a build that never finished (no mark) count from their newest file, as do temporary
+files of builds (``.K…tmp``). Whatever was used or written in the last
+:data:`IN_USE_GRACE_S` is never removed: a run or a build may be using it.
 Only files named like cache files directly inside the folder are ever listed or
 removed: nothing else there, and nothing in sub-folders.
 """
@@ -30,7 +31,7 @@ _ENTRY_FILE = re.compile(
 )
 _BUILD_FILE = re.compile(r"^\.(?P<key>[0-9a-f]{16})\..*\.tmp$")
 _MARKS = {"json": "images", "pairs.json": "pairs"}
-BUILD_GRACE_S = 24 * 3600.0
+IN_USE_GRACE_S = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ def _describe(kind: str, mark: Path) -> str:
         meta = json.loads(mark.read_text())
     except (OSError, ValueError):
         return "mark unreadable"
+    if not isinstance(meta, dict):
+        return "mark unreadable"
     if kind == "images":
         return f"{meta.get('n', '?')} images, {meta.get('size', '?')} px, {meta.get('mode', '?')}"
     shape = meta.get("shapes", {}).get("image", ["?"] * 4)
@@ -74,10 +77,14 @@ def cache_entries(cache_dir: str | os.PathLike) -> list[CacheEntry]:
         return []
     for path in folder.iterdir():
         match = _ENTRY_FILE.match(path.name) or _BUILD_FILE.match(path.name)
-        if match is None or not path.is_file():
+        try:
+            if match is None or not path.is_file():
+                continue
+            stat = path.stat()
+        except FileNotFoundError:  # renamed or removed meanwhile by a build or a prune
             continue
         part = match.groupdict().get("part")
-        groups.setdefault((match["key"], part is None), []).append((path, path.stat(), part))
+        groups.setdefault((match["key"], part is None), []).append((path, stat, part))
     entries = []
     for (key, building), files in groups.items():
         marks = [(path, stat, _MARKS[part]) for path, stat, part in files if part in _MARKS]
@@ -104,26 +111,25 @@ def cache_entries(cache_dir: str | os.PathLike) -> list[CacheEntry]:
 def stale_entries(
     cache_dir: str | os.PathLike, unused_for_s: float, now: float | None = None
 ) -> list[CacheEntry]:
-    """The entries of ``cache_dir`` last used more than ``unused_for_s`` seconds before
-    ``now`` (build leftovers: more than ``max(unused_for_s, BUILD_GRACE_S)``)."""
+    """The entries of ``cache_dir`` last used more than ``max(unused_for_s,
+    IN_USE_GRACE_S)`` seconds before ``now``."""
     now = time.time() if now is None else now
-    return [
-        entry
-        for entry in cache_entries(cache_dir)
-        if now - entry.last_used
-        > (max(unused_for_s, BUILD_GRACE_S) if entry.kind == "leftover" else unused_for_s)
-    ]
+    limit = max(unused_for_s, IN_USE_GRACE_S)
+    return [entry for entry in cache_entries(cache_dir) if now - entry.last_used > limit]
 
 
-def remove_entries(entries: list[CacheEntry]) -> int:
-    """Delete the entries' files (mark first, so a half-removed entry is never used);
-    returns the bytes freed."""
-    freed = 0
+def remove_entries(entries: list[CacheEntry]) -> list[CacheEntry]:
+    """Delete the entries' files (mark first, so a half-removed entry is never used),
+    except those of an entry touched since it was listed (a run opened it meanwhile).
+    Returns the entries removed."""
+    removed = []
     for entry in entries:
-        for path in sorted(entry.files, key=lambda p: not p.name.endswith("json")):
-            try:
-                path.unlink()
-            except FileNotFoundError:  # another process removed it first
+        try:
+            if max(path.stat().st_mtime for path in entry.files) > entry.last_used:
                 continue
-        freed += entry.size_bytes
-    return freed
+        except FileNotFoundError:  # another process is removing it
+            continue
+        for path in sorted(entry.files, key=lambda p: not p.name.endswith("json")):
+            path.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed

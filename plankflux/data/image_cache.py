@@ -137,6 +137,7 @@ class DecodedImageCache:
             if self.shape[0] == 0:  # np.memmap cannot map an empty file
                 return np.zeros(self.shape, dtype=np.uint8)
             self._array = np.memmap(self.file, dtype=np.uint8, mode="r", shape=self.shape)
+            touch_mark(self.file.with_suffix(".json"))  # each (worker's) opening is a use
         return self._array
 
     def __len__(self) -> int:

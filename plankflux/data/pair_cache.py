@@ -56,10 +56,16 @@ class PairCache:
                 else np.zeros(shape, _PARTS[name][1])
                 for name, shape in self.shapes.items()
             }
+            touch_mark(_mark(self.files["image"]))  # each (worker's) opening is a use
         return self._arrays
 
     def __getstate__(self) -> dict:
         return {"files": self.files, "shapes": self.shapes, "_arrays": None}
+
+
+def _mark(image_file: Path) -> Path:
+    """``K.pairs.json`` beside ``K.img.u8``: the entry's completion mark."""
+    return image_file.with_name(image_file.name.split(".")[0] + ".pairs.json")
 
 
 def _prepared(pairs: CytoSensePairs, row: int, prepare: PairPrepare) -> dict:
@@ -92,7 +98,7 @@ def ensure_pair_cache(
     n, size, length = len(rows), prepare.image_pad_size, prepare.profile_pad_length
     shapes = {"image": (n, 1, size, size), "profile": (n, 6, length), "sizes": (n, 3)}
     files = {name: cache_dir / f"{key}.{suffix}" for name, (suffix, _) in _PARTS.items()}
-    mark = cache_dir / f"{key}.pairs.json"
+    mark = _mark(files["image"])
     expected = {"version": PAIR_CACHE_VERSION, "shapes": {k: list(v) for k, v in shapes.items()}}
     try:
         complete = json.loads(mark.read_text()) == expected and all(

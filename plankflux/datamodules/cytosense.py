@@ -238,7 +238,7 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
             if synthesize and not (root / ANNOTATIONS_FILE).exists():
                 from plankflux.synthetic.cytosense import generate_cytosense
 
-                generate_once(root, generate_cytosense, **synthesize)
+                generate_once(root, ANNOTATIONS_FILE, generate_cytosense, **synthesize)
 
     def _pairs(self) -> CytoSensePairs:
         if self.pairs is None:

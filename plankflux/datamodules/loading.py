@@ -25,11 +25,13 @@ log = logging.getLogger(__name__)
 SYNTHETIC_PREFIX = "synthetic"
 
 
-def generate_once(root: Path, generate: Callable[..., Path], **kwargs) -> None:
+def generate_once(root: Path, marker: str, generate: Callable[..., Path], **kwargs) -> None:
     """Run ``generate(staging, **kwargs)`` beside ``root`` and rename it into place, so
     concurrent runs never see half a data set; the loser of a race discards its copy.
+    ``marker``: the file whose presence in ``root`` means a data set is there.
 
-    Refused (:class:`PlankfluxError`) unless ``root``'s name starts with ``synthetic``.
+    Refused (:class:`PlankfluxError`) unless ``root``'s name starts with ``synthetic``,
+    and when ``root`` holds files but no data set (they are not ours to replace).
     """
     if not root.name.startswith(SYNTHETIC_PREFIX):
         raise PlankfluxError(
@@ -37,16 +39,26 @@ def generate_once(root: Path, generate: Callable[..., Path], **kwargs) -> None:
             f"a folder whose name starts with {SYNTHETIC_PREFIX!r} (the synthetic data "
             "configs' default); for your own data check the path"
         )
+    if root.is_dir() and any(root.iterdir()):
+        raise PlankfluxError(
+            f"data.root {root} holds files but no data set (no {marker}): a synthetic data "
+            "set is generated only into a new or empty folder; move those files away or "
+            "choose another data.root"
+        )
     staging = root.with_name(f".{root.name}.{os.getpid()}.tmp")
     # Said before and after: generation takes a while at the larger scales, and a user
     # should know that this run made up its data (and where they now are).
-    log.info("%s does not exist: generating a synthetic data set there (once)", root)
+    log.info("%s holds no data set: generating a synthetic one there (once)", root)
     start = time.perf_counter()
     generate(staging, **kwargs)
     try:
         staging.rename(root)
-    except OSError:  # another process finished first
+    except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)
+        if not (root / marker).is_file():
+            raise PlankfluxError(f"cannot move the generated data set into {root}: {err}") from err
+        log.info("synthetic data set ready (another process made it first): %s", root)
+        return
     log.info("synthetic data set ready in %.0f s: %s", time.perf_counter() - start, root)
 
 

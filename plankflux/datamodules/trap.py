@@ -113,7 +113,9 @@ class TrapDataModule(SplitLoaders, LightningDataModule):
         if self.hparams.synthesize and not (self.root / PARTICLES_FILE).exists():
             from plankflux.synthetic.trap import generate_trap_campaign
 
-            generate_once(self.root, generate_trap_campaign, **self.hparams.synthesize)
+            generate_once(
+                self.root, PARTICLES_FILE, generate_trap_campaign, **self.hparams.synthesize
+            )
 
     @property
     def class_names(self) -> tuple[str, ...]:

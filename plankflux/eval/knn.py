@@ -5,11 +5,14 @@ Protocol:
 * **Gallery**: ``n`` labelled samples per class drawn at random from the gallery set
   (a class with fewer gives all it has), ``n ∈ {1, 2, 4, 8, 16}``, 5 draws each. One
   draw's gallery is shared by all nine setups, so setups are compared on the same
-  samples.
+  samples; within a draw the sizes are nested (the first ``n`` of one shuffle per
+  class, :func:`draw_galleries`).
 * **Classifier**: cosine similarity, the ``k = 3`` nearest gallery points vote with
   weight ``1 / d``, ``d = 1 − cos``; an exact match (``d ≤ EXACT_TOL``) wins outright —
   if any of a query's neighbours is one, only exact matches vote (as scikit-learn's
-  ``weights="distance"``). Vote ties go to the lowest class code.
+  ``weights="distance"``). Vote ties go to the lowest class code. Gallery points at
+  exactly the same distance at the k-th place (duplicate embeddings) are taken in
+  gallery order, which :func:`evaluate_knn` and :func:`knn_predict` may see differently.
 * **Setups** ``gallery->query`` with each side ``I``, ``P`` or ``I+P``: an ``I+P``
   gallery indexes the image and the profile embedding of every gallery sample together
   (``2·G`` points, both carrying its label); an ``I+P`` query takes ``k`` neighbours
@@ -88,17 +91,25 @@ def sample_gallery(
 
 
 def gallery_seed(seed: int, n_per_class: int, draw: int) -> int:
-    """The generator seed of one gallery draw (so other code can redraw it exactly)."""
+    """The generator seed that :func:`sample_gallery` is given for one gallery draw."""
     return (seed * 1_000_003 + n_per_class * 10_007 + draw) % (2**63)
 
 
-def ranked_draws(labels: Tensor, n_max: int, draws: int, seed: int) -> list[tuple[Tensor, Tensor]]:
-    """:func:`_ranked_draw` of every draw, seeded by :func:`gallery_seed` ``(seed, n_max,
-    draw)``: each draw's largest gallery is the one :func:`sample_gallery` draws with that
-    seed, and its smaller galleries are subsets of it."""
+#: Each draw's shuffle is seeded as earlier releases seeded its n = 16 gallery, whatever
+#: sizes are asked for: a size's gallery never depends on which other sizes are asked.
+SEEDING_SIZE = 16
+
+
+def ranked_draws(labels: Tensor, draws: int, seed: int) -> list[tuple[Tensor, Tensor]]:
+    """:func:`_ranked_draw` of every draw, seeded by :func:`gallery_seed` ``(seed,
+    SEEDING_SIZE, draw)``: each draw's n = 16 gallery is the one :func:`sample_gallery`
+    draws with that seed, and every other size's is a prefix (n < 16) or an extension
+    (n > 16) of it, per class."""
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
     return [
-        _ranked_draw(labels, torch.Generator().manual_seed(gallery_seed(seed, n_max, draw)))
-        for draw in range(draws)
+        _ranked_draw(labels, torch.Generator().manual_seed(gallery_seed(seed, SEEDING_SIZE, d)))
+        for d in range(draws)
     ]
 
 
@@ -114,7 +125,7 @@ def draw_galleries(
     if min(n_values) < 1:
         raise ValueError(f"gallery sizes must be >= 1, got {list(n_values)}")
     out = {}
-    for draw, (order, rank) in enumerate(ranked_draws(labels, max(n_values), draws, seed)):
+    for draw, (order, rank) in enumerate(ranked_draws(labels, draws, seed)):
         for n in n_values:
             out[(n, draw)] = order[rank < n].sort().values
     return out
@@ -340,7 +351,7 @@ def evaluate_knn(
     # Few, large tensor ops: each op pays thread synchronisation on a busy 2-core CPU and
     # a kernel launch on a GPU.
     n_sizes = sorted(set(n_values))
-    ranked = ranked_draws(torch.from_numpy(gallery_codes), n_sizes[-1], draws, seed)
+    ranked = ranked_draws(torch.from_numpy(gallery_codes), draws, seed)
     bounds = [int((ranked[0][1] < n).sum()) for n in n_sizes]  # the same in every draw
     cols = torch.stack([order[: bounds[-1]] for order, _ in ranked])  # (draws, G)
     labels = torch.from_numpy(gallery_codes)[cols].to(device)

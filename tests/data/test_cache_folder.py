@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import time
 
 import numpy as np
@@ -11,7 +12,7 @@ from PIL import Image
 
 from plankflux.cli.main import main
 from plankflux.data.cache_folder import (
-    BUILD_GRACE_S,
+    IN_USE_GRACE_S,
     cache_entries,
     remove_entries,
     stale_entries,
@@ -73,9 +74,24 @@ def test_opening_an_entry_counts_as_a_use(cache_dir, tmp_path):
     (old,) = [e for e in cache_entries(cache_dir) if e.description.endswith("pad")]
     _age(old, 10)
     images = [tmp_path / f"{i}.png" for i in range(3)]
-    ensure_image_cache(cache_dir, images, 8, "pad")  # a run opens it again
+    handle = ensure_image_cache(cache_dir, images, 8, "pad")  # a run opens it again
     (now,) = [e for e in cache_entries(cache_dir) if e.key == old.key]
     assert time.time() - now.last_used < 60
+    # so does each loader worker that maps it (a long run's workers reopen per epoch)
+    _age(now, 10)
+    assert pickle.loads(pickle.dumps(handle)).array.shape == (3, 8, 8, 3)
+    (again,) = [e for e in cache_entries(cache_dir) if e.key == old.key]
+    assert time.time() - again.last_used < 60
+    (pairs,) = [e for e in cache_entries(cache_dir) if e.kind == "pairs"]
+    _age(pairs, 10)
+    root = tmp_path / "synthetic_lab"
+    pair_handle = ensure_pair_cache(
+        cache_dir, load_pairs(root), np.array([0, 1]), PairPrepare(34, 34)
+    )
+    _age(pairs, 10)
+    pickle.loads(pickle.dumps(pair_handle)).arrays()
+    (pairs_now,) = [e for e in cache_entries(cache_dir) if e.kind == "pairs"]
+    assert time.time() - pairs_now.last_used < 60
 
 
 def test_stale_entries_go_and_nothing_else_is_touched(cache_dir):
@@ -89,8 +105,7 @@ def test_stale_entries_go_and_nothing_else_is_touched(cache_dir):
         _age(entries[name], days)
     stale = stale_entries(cache_dir, unused_for_s=5 * DAY)
     assert sorted(e.kind for e in stale) == ["images", "unfinished"]
-    freed = remove_entries(stale)
-    assert freed == sum(e.size_bytes for e in stale)
+    assert remove_entries(stale) == stale
     left = sorted(e.kind for e in cache_entries(cache_dir))
     assert left == ["images", "leftover", "pairs"]
     assert sorted(p.name for p in cache_dir.iterdir() if not p.name[0].isalnum()) == [
@@ -98,10 +113,20 @@ def test_stale_entries_go_and_nothing_else_is_touched(cache_dir):
     ]
     assert (cache_dir / "notes.txt").exists() and (cache_dir / "0123456789abcdef.txt").exists()
     assert (cache_dir / "sub" / "0123456789abcdef.u8").exists()
-    # 0 days: everything that is the cache's, but a recent build's files stay a day
-    assert sorted(e.kind for e in stale_entries(cache_dir, 0)) == ["images", "pairs"]
-    later = time.time() + BUILD_GRACE_S
-    assert "leftover" in {e.kind for e in stale_entries(cache_dir, 0, now=later)}
+    # 0 days: whatever was used or written in the last day stays (a run may use it)
+    assert sorted(e.kind for e in stale_entries(cache_dir, 0)) == ["pairs"]
+    later = time.time() + IN_USE_GRACE_S + 60
+    assert len(stale_entries(cache_dir, 0, now=later)) == 3
+
+
+def test_an_entry_opened_after_it_was_listed_is_kept(cache_dir):
+    (pairs,) = [e for e in cache_entries(cache_dir) if e.kind == "pairs"]
+    _age(pairs, 40)
+    (stale,) = [e for e in stale_entries(cache_dir, 30 * DAY) if e.kind == "pairs"]
+    mark = next(p for p in pairs.files if p.name.endswith(".pairs.json"))
+    os.utime(mark)  # a run opens it between the listing and the removal
+    assert remove_entries([stale]) == []
+    assert all(p.exists() for p in pairs.files)
 
 
 def test_cli_lists_prunes_and_dry_runs(cache_dir, capsys):
@@ -117,7 +142,7 @@ def test_cli_lists_prunes_and_dry_runs(cache_dir, capsys):
     assert all(p.exists() for p in pairs.files)
     assert main(["cache", "prune", str(cache_dir), "--unused-days", "30"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"removing {pairs.key}") and "removed 1 entries" in out
+    assert out.startswith(f"removed {pairs.key}") and "removed 1 entries" in out
     assert not any(p.exists() for p in pairs.files)
     assert main(["cache", "prune", str(cache_dir / "none"), "--unused-days", "1"]) == 1
     assert "is not a folder" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from plankflux.datamodules.cytosense import (
     fold_splits,
     pretrain_splits,
 )
+from plankflux.errors import PlankfluxError
 from plankflux.synthetic.cytosense import generate_cytosense
 
 SMALL = dict(image_size=32, image_pad_size=36, profile_length=32, profile_pad_length=36)
@@ -106,7 +107,7 @@ def test_pretrain_mode_on_unlabelled_data_and_synthesize(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="plankflux.datamodules.loading"):
         dm.setup("fit")
     said = [r.getMessage() for r in caplog.records if r.name == "plankflux.datamodules.loading"]
-    assert said[0] == f"{root} does not exist: generating a synthetic data set there (once)"
+    assert said[0] == f"{root} holds no data set: generating a synthetic one there (once)"
     assert said[1].startswith("synthetic data set ready in ") and said[1].endswith(str(root))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="plankflux.datamodules.loading"):
@@ -114,6 +115,14 @@ def test_pretrain_mode_on_unlabelled_data_and_synthesize(tmp_path, caplog):
             str(root), **SMALL, split="pretrain", synthesize={"kind": "uto"}
         ).setup()
     assert not [r for r in caplog.records if r.name == "plankflux.datamodules.loading"]
+    # a folder of the user's files that is no data set is refused, and left as it was
+    stray = tmp_path / "synthetic_stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    with pytest.raises(PlankfluxError, match="holds files but no data set"):
+        CytoSenseDataModule(str(stray), **SMALL, synthesize={"kind": "uto"}).setup()
+    assert [p.name for p in stray.iterdir()] == ["notes.txt"]
+    assert not list(tmp_path.glob(".synthetic_stray*"))  # no staging copy left behind
     assert {k: len(v) for k, v in dm.splits.items()} == {
         "train": 76,
         "val": 4,

@@ -74,9 +74,18 @@ def test_draw_galleries_nest_sizes_within_a_draw_and_differ_across_draws():
         sizes = [set(galleries[(n, d)].tolist()) for n in (1, 2, 4, 8, 16)]
         assert all(small <= large for small, large in zip(sizes, sizes[1:], strict=False))
         assert torch.bincount(labels[galleries[(8, d)]]).tolist() == [8, 3, 8]
-        # the largest gallery is sample_gallery's with that size's seed, as before nesting
+        # the n = 16 gallery is sample_gallery's with that size's seed, as before nesting
         gen = torch.Generator().manual_seed(gallery_seed(3, 16, d))
         assert torch.equal(galleries[(16, d)], sample_gallery(labels, 16, gen))
+    # a size's gallery does not depend on which other sizes are asked for
+    alone = draw_galleries(labels, (4,), draws=4, seed=3)
+    larger = draw_galleries(labels, (4, 32), draws=4, seed=3)
+    for d in range(4):
+        assert torch.equal(alone[(4, d)], galleries[(4, d)])
+        assert torch.equal(larger[(4, d)], galleries[(4, d)])
+        assert set(galleries[(16, d)].tolist()) <= set(larger[(32, d)].tolist())
+    with pytest.raises(ValueError, match="draws must be >= 1"):
+        draw_galleries(labels, (4,), draws=0)
     assert len({tuple(galleries[(4, d)].tolist()) for d in range(4)}) == 4
 
 

@@ -33,8 +33,8 @@ def add_parser(subparsers) -> None:
         "--unused-days",
         type=float,
         required=True,
-        help="remove entries last used more than this many days ago (0: every entry; "
-        "the files of a build that may still run are kept for a day)",
+        help="remove entries last used more than this many days ago; whatever was used "
+        "in the last day is always kept (a run may be using it)",
     )
     prune.add_argument("--dry-run", action="store_true", help="only say what would go")
     prune.set_defaults(func=run_prune)
@@ -83,12 +83,18 @@ def run_prune(args: argparse.Namespace) -> int:
         raise PlankfluxError(f"--unused-days must be >= 0, got {args.unused_days}")
     now = time.time()
     stale = stale_entries(_existing(args.cache_dir), args.unused_days * 86400, now)
-    for entry in stale:
-        print(("would remove " if args.dry_run else "removing ") + _line(entry, now))
-    total = sum(e.size_bytes for e in stale)
     if args.dry_run:
-        print(f"{len(stale)} entries, {_size(total)} would be freed (dry run: nothing removed)")
-    else:
-        freed = remove_entries(stale)
-        print(f"removed {len(stale)} entries, {_size(freed)} freed")
+        for entry in stale:
+            print("would remove " + _line(entry, now))
+        total = _size(sum(e.size_bytes for e in stale))
+        print(f"{len(stale)} entries, {total} would be freed (dry run: nothing removed)")
+        return 0
+    removed = remove_entries(stale)
+    for entry in removed:
+        print("removed " + _line(entry, now))
+    kept = len(stale) - len(removed)
+    print(
+        f"removed {len(removed)} entries, {_size(sum(e.size_bytes for e in removed))} freed"
+        + (f"; {kept} kept: a run opened them meanwhile" if kept else "")
+    )
     return 0
