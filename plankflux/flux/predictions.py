@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -218,6 +219,12 @@ def code_predictions(predictions: pd.DataFrame, particle_ids: pd.Index) -> Coded
     missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
     if missing:
         raise ValueError(f"predictions lack column(s) {missing}; expected {PREDICTION_COLUMNS}")
+    # The id alignment check (pyarrow string compares and a hash pass, both releasing the
+    # GIL) runs in a thread beside the factorizing below: on 2 cores 0.47 -> 0.39 s for
+    # 1M particles x 5 members (bench_flux.py).
+    pool = ThreadPoolExecutor(max_workers=1)
+    aligned = pool.submit(_aligned_positions, predictions["particle_id"], particle_ids)
+    pool.shutdown(wait=False)  # the submitted check still runs; its thread then ends
     problems = []
     if pd.api.types.is_integer_dtype(predictions["member"].dtype):
         member = predictions["member"].to_numpy(dtype=np.int64)
@@ -244,7 +251,7 @@ def code_predictions(predictions: pd.DataFrame, particle_ids: pd.Index) -> Coded
             )
         coded[column] = codes, np.asarray(uniques, dtype=object)
     # Map each distinct id once: predictions repeat every particle once per member.
-    position = _aligned_positions(predictions["particle_id"], particle_ids)
+    position = aligned.result()
     if position is None:
         id_code, id_uniques = pd.factorize(predictions["particle_id"].astype(str))
         position = particle_ids.get_indexer(id_uniques)[id_code]
