@@ -15,7 +15,7 @@ from plankflux.cli.hydra_tasks import train as main
 from plankflux.layout import CONFIG_DIR
 
 
-@pytest.mark.parametrize("device_transforms", [False, True])
+@pytest.mark.parametrize("device_transforms", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_tiny_dino_run_writes_checkpoints_metrics_and_an_image_only_knn_table(
     tmp_path, monkeypatch, device_transforms
 ):
