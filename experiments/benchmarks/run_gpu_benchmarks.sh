@@ -5,11 +5,11 @@
 # Needs torch, lightning, torchmetrics, pandas, pillow, scipy and tqdm importable
 # (hydra and wandb are not used; the H200 image of this workplace has them all). About
 # 10 minutes on one H200 for steps 1-4: name steps to run a part, e.g. `... 1 2` then
-# `... 3 4` (default: all five), so that each call stays well inside a per-call limit.
+# `... 3 4 5 6` (default: all six), so that each call stays well inside a per-call limit.
 # Step 4 and 5 compose Hydra configs: where hydra-core and omegaconf are missing (this
 # workplace's H200 image), put their wheels on PYTHONPATH first (results/README.md).
 set -euo pipefail
-steps=" ${*:-1 2 3 4 5} "
+steps=" ${*:-1 2 3 4 5 6} "
 want() { [[ "$steps" == *" $1 "* ]]; }
 cd "$(dirname "$0")/../.."
 out=${OUT:-experiments/benchmarks/results}
@@ -44,4 +44,7 @@ want 4 && python3 $bench/bench_clip_step.py --scale demo --size 224 --batch-size
 want 5 && python3 $bench/bench_clip_step.py --experiment dino_lab --scale demo --size 224 \
   --batch-size 256 --epochs 3 --workers "$workers" --accelerator gpu --precision bf16-mixed \
   --out "$out/${prefix}dino_step_224px.json"
+# 6. The k-NN gallery grid (9 setups x 5 sizes x 5 draws, 20,000 queries) on the GPU
+#    against scikit-learn on the host's cores (scikit-learn must be importable).
+want 6 && python3 $bench/bench_knn.py --device cuda --out "$out/${prefix}knn_20k.json"
 echo "run_gpu_benchmarks.sh: steps${steps}done, JSON in $out"

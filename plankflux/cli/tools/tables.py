@@ -108,7 +108,7 @@ def _study_from_sweep(sweep: str) -> str:
         task = OmegaConf.load(config).get("task_name")
         if task in STUDY_NAMES:
             return task
-        tasks.add(str(task))
+        tasks.add(str(task) if task is not None else "(no task_name)")
     if not configs:  # --study would not help: there are no runs to tabulate
         raise PlankfluxError(
             f"{sweep} holds no Hydra runs (no .hydra/config.yaml below it): pass the output "
