@@ -45,6 +45,7 @@ class CacheEntry:
     size_bytes: int
     last_used: float
     description: str
+    mark: Path | None = None  # the completion mark, whose mtime is ``last_used``
 
 
 def touch_mark(mark: Path) -> None:
@@ -63,10 +64,14 @@ def _describe(kind: str, mark: Path) -> str:
         return "mark unreadable"
     if not isinstance(meta, dict):
         return "mark unreadable"
+    source = f" of {meta['source']}" if meta.get("source") else ""
     if kind == "images":
-        return f"{meta.get('n', '?')} images, {meta.get('size', '?')} px, {meta.get('mode', '?')}"
+        return (
+            f"{meta.get('n', '?')} images{source}, {meta.get('size', '?')} px, "
+            f"{meta.get('mode', '?')}"
+        )
     shape = meta.get("shapes", {}).get("image", ["?"] * 4)
-    return f"{shape[0]} pairs, images {shape[-1]} px"
+    return f"{shape[0]} pairs{source}, images {shape[-1]} px"
 
 
 def cache_entries(cache_dir: str | os.PathLike) -> list[CacheEntry]:
@@ -89,7 +94,7 @@ def cache_entries(cache_dir: str | os.PathLike) -> list[CacheEntry]:
     for (key, building), files in groups.items():
         marks = [(path, stat, _MARKS[part]) for path, stat, part in files if part in _MARKS]
         kind, last = "unfinished", max(stat.st_mtime for _, stat, _ in files)
-        description = "no completion mark"
+        description, mark = "no completion mark", None
         if building:
             kind, description = "leftover", "files of a build"
         elif marks:
@@ -103,6 +108,7 @@ def cache_entries(cache_dir: str | os.PathLike) -> list[CacheEntry]:
                 sum(stat.st_size for _, stat, _ in files),
                 last,
                 description,
+                mark,
             )
         )
     return sorted(entries, key=lambda e: (e.last_used, e.key, e.kind))
@@ -120,12 +126,14 @@ def stale_entries(
 
 def remove_entries(entries: list[CacheEntry]) -> list[CacheEntry]:
     """Delete the entries' files (mark first, so a half-removed entry is never used),
-    except those of an entry touched since it was listed (a run opened it meanwhile).
-    Returns the entries removed."""
+    except those of an entry used since it was listed (a run opened it meanwhile: its
+    mark, or for an entry without one its newest file, is newer). Returns the entries
+    removed."""
     removed = []
     for entry in entries:
+        watched = [entry.mark] if entry.mark is not None else entry.files
         try:
-            if max(path.stat().st_mtime for path in entry.files) > entry.last_used:
+            if max(path.stat().st_mtime for path in watched) > entry.last_used:
                 continue
         except FileNotFoundError:  # another process is removing it
             continue

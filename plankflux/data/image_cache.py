@@ -229,6 +229,7 @@ def ensure_image_cache(
             "size": size,
             "mode": mode,
             "shape": list(shape),
+            "source": os.path.commonpath([str(p) for p in paths]) if paths else "",
             "completed": True,
         }
         with atomic_open(meta_file) as handle:  # written last: the completion mark

@@ -101,17 +101,19 @@ def ensure_pair_cache(
     mark = _mark(files["image"])
     expected = {"version": PAIR_CACHE_VERSION, "shapes": {k: list(v) for k, v in shapes.items()}}
     try:
-        complete = json.loads(mark.read_text()) == expected and all(
+        meta = json.loads(mark.read_text())
+        meta.pop("source", None)  # what it was built from, for `plankflux cache list`
+        complete = meta == expected and all(
             files[k].stat().st_size == int(np.prod(s)) * np.dtype(_PARTS[k][1]).itemsize
             for k, s in shapes.items()
         )
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # unreadable, or not a JSON object
         complete = False
     if not complete:
         mark.unlink(missing_ok=True)
         _build(files, shapes, pairs, rows, prepare, workers)
         with atomic_open(mark) as handle:
-            json.dump(expected, handle)
+            json.dump({**expected, "source": str(pairs.root)}, handle)
     else:
         touch_mark(mark)  # the entry's last use, for `plankflux cache prune`
     return PairCache(files, shapes)

@@ -211,6 +211,11 @@ class CytoSenseDataModule(SplitLoaders, LightningDataModule):
         super().__init__()
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if cache_dir and not device_transforms:
+            log.warning(
+                "data.cache_dir is not used for CytoSense pairs without "
+                "data.device_transforms=true: each pair is read from its files"
+            )
         self.save_hyperparameters(logger=False)
         roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
         if not roots:

@@ -62,10 +62,15 @@ def test_entries_are_grouped_by_key_and_kind_with_their_sizes(cache_dir):
     assert kinds == ["images", "images", "leftover", "pairs", "unfinished"]
     by_kind = {e.kind: e for e in entries}
     pairs = by_kind["pairs"]
-    assert len(pairs.files) == 4 and pairs.description == "2 pairs, images 34 px"
+    root = cache_dir.parent / "synthetic_lab"
+    assert len(pairs.files) == 4 and pairs.description == f"2 pairs of {root}, images 34 px"
     assert pairs.size_bytes == sum(p.stat().st_size for p in pairs.files)
     descriptions = sorted(e.description for e in entries if e.kind == "images")
-    assert descriptions == ["3 images, 8 px, pad", "3 images, 8 px, resize"]
+    images = cache_dir.parent  # the images' common folder
+    assert descriptions == [
+        f"3 images of {images}, 8 px, pad",
+        f"3 images of {images}, 8 px, resize",
+    ]
     assert by_kind["unfinished"].size_bytes == 10 and by_kind["leftover"].size_bytes == 7
     assert cache_entries(cache_dir / "nowhere") == []
 
@@ -95,10 +100,10 @@ def test_opening_an_entry_counts_as_a_use(cache_dir, tmp_path):
 
 
 def test_stale_entries_go_and_nothing_else_is_touched(cache_dir):
-    entries = {e.kind + e.description: e for e in cache_entries(cache_dir)}
+    entries = {e.kind + e.description.split(",")[-1]: e for e in cache_entries(cache_dir)}
     for name, days in [
-        ("images3 images, 8 px, pad", 10),
-        ("pairs2 pairs, images 34 px", 3),
+        ("images pad", 10),
+        ("pairs images 34 px", 3),
         ("unfinishedno completion mark", 10),
         ("leftoverfiles of a build", 0.5),  # a build may still be writing it
     ]:
@@ -133,7 +138,7 @@ def test_cli_lists_prunes_and_dry_runs(cache_dir, capsys):
     assert main(["cache", "list", str(cache_dir)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 6 and out[-1].startswith("5 entries, ")
-    assert any("pairs" in line and "2 pairs, images 34 px" in line for line in out)
+    assert any("pairs" in line and "2 pairs of " in line for line in out)
     (pairs,) = [e for e in cache_entries(cache_dir) if e.kind == "pairs"]
     _age(pairs, 40)
     assert main(["cache", "prune", str(cache_dir), "--unused-days", "30", "--dry-run"]) == 0
@@ -142,9 +147,34 @@ def test_cli_lists_prunes_and_dry_runs(cache_dir, capsys):
     assert all(p.exists() for p in pairs.files)
     assert main(["cache", "prune", str(cache_dir), "--unused-days", "30"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"removed {pairs.key}") and "removed 1 entries" in out
+    assert out.startswith(f"removed {pairs.key}") and "removed 1 entry, " in out
     assert not any(p.exists() for p in pairs.files)
     assert main(["cache", "prune", str(cache_dir / "none"), "--unused-days", "1"]) == 1
     assert "is not a folder" in capsys.readouterr().err
     assert main(["cache", "prune", str(cache_dir), "--unused-days", "-1"]) == 1
-    assert "--unused-days must be >= 0" in capsys.readouterr().err
+    assert "--unused-days must be a number >= 0, got -1" in capsys.readouterr().err
+    assert main(["cache", "prune", str(cache_dir), "--unused-days", "nan"]) == 1
+    capsys.readouterr()
+    # everything left was used today: kept, and said so
+    assert main(["cache", "prune", str(cache_dir), "--unused-days", "0"]) == 0
+    assert (
+        capsys.readouterr().out
+        == "removed 0 entries, 0 B freed; 4 entries kept: used in the last day\n"
+    )
+    empty = cache_dir.parent / "empty"
+    empty.mkdir()
+    assert main(["cache", "list", str(empty)]) == 0
+    assert "no cache files here: is this the cache folder" in capsys.readouterr().out
+
+
+def test_a_copied_cache_folder_prunes_as_its_dry_run_says(cache_dir, tmp_path, capsys):
+    # cp writes the mark before the data file: the data file is newer than the mark
+    (pairs,) = [e for e in cache_entries(cache_dir) if e.kind == "pairs"]
+    when = time.time() - 40 * DAY
+    for path in pairs.files:
+        os.utime(path, (when + (0 if path == pairs.mark else 5), when))
+    assert main(["cache", "prune", str(cache_dir), "--unused-days", "30", "--dry-run"]) == 0
+    assert capsys.readouterr().out.startswith(f"would remove {pairs.key}")
+    assert main(["cache", "prune", str(cache_dir), "--unused-days", "30"]) == 0
+    assert capsys.readouterr().out.startswith(f"removed {pairs.key}")
+    assert not any(p.exists() for p in pairs.files)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import lightning as L
@@ -251,3 +252,9 @@ def test_cached_validation_and_test_inputs_equal_the_per_pair_ones(tmp_path):
     assert next(iter(cached.predict_dataloader()))["image"].dtype == torch.float32
     caches = {p.name.split(".")[0] for p in (tmp_path / "c").iterdir()}
     assert len(caches) == 3  # train (prepared), val and test (test-time inputs)
+
+
+def test_a_cache_folder_without_device_transforms_is_named_as_unused(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="plankflux.datamodules.cytosense"):
+        CytoSenseDataModule(str(tmp_path / "synthetic_lab"), cache_dir=str(tmp_path / "c"))
+    assert "data.cache_dir is not used for CytoSense pairs without" in caplog.text

@@ -10,9 +10,15 @@ are touched (:mod:`plankflux.data.cache_folder`); campaigns, images and labels n
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 from plankflux.errors import PlankfluxError
+
+EMPTY_HINT = (
+    "no cache files here: is this the cache folder (data.cache_dir; by default "
+    "$PLANKFLUX_CACHE_DIR, else .cache inside the data folder, $PLANKFLUX_DATA_DIR/.cache)?"
+)
 
 
 def add_parser(subparsers) -> None:
@@ -64,6 +70,10 @@ def _existing(folder: str):
     return folder
 
 
+def _entries(n: int) -> str:
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
+
+
 def run_list(args: argparse.Namespace) -> int:
     from plankflux.data.cache_folder import cache_entries
 
@@ -72,29 +82,41 @@ def run_list(args: argparse.Namespace) -> int:
     for entry in entries:
         print(_line(entry, now))
     total = sum(e.size_bytes for e in entries)
-    print(f"{len(entries)} entries, {_size(total)} in {args.cache_dir}")
+    print(f"{_entries(len(entries))}, {_size(total)} in {args.cache_dir}")
+    if not entries:
+        print(EMPTY_HINT)
     return 0
 
 
 def run_prune(args: argparse.Namespace) -> int:
-    from plankflux.data.cache_folder import remove_entries, stale_entries
+    from plankflux.data.cache_folder import (
+        IN_USE_GRACE_S,
+        cache_entries,
+        remove_entries,
+        stale_entries,
+    )
 
-    if args.unused_days < 0:
-        raise PlankfluxError(f"--unused-days must be >= 0, got {args.unused_days}")
-    now = time.time()
-    stale = stale_entries(_existing(args.cache_dir), args.unused_days * 86400, now)
+    if not math.isfinite(args.unused_days) or args.unused_days < 0:
+        raise PlankfluxError(f"--unused-days must be a number >= 0, got {args.unused_days:g}")
+    now, unused_s = time.time(), args.unused_days * 86400
+    folder = _existing(args.cache_dir)
+    stale = stale_entries(folder, unused_s, now)
+    recent = [  # unused long enough, but within the last day: a run may be using them
+        e for e in cache_entries(folder) if unused_s < now - e.last_used <= IN_USE_GRACE_S
+    ]
+    kept = f"; {_entries(len(recent))} kept: used in the last day" if recent else ""
     if args.dry_run:
         for entry in stale:
             print("would remove " + _line(entry, now))
         total = _size(sum(e.size_bytes for e in stale))
-        print(f"{len(stale)} entries, {total} would be freed (dry run: nothing removed)")
+        print(f"{_entries(len(stale))}, {total} would be freed{kept} (dry run: nothing removed)")
         return 0
     removed = remove_entries(stale)
     for entry in removed:
         print("removed " + _line(entry, now))
-    kept = len(stale) - len(removed)
-    print(
-        f"removed {len(removed)} entries, {_size(sum(e.size_bytes for e in removed))} freed"
-        + (f"; {kept} kept: a run opened them meanwhile" if kept else "")
-    )
+    for entry in stale:
+        if entry not in removed:
+            print("kept " + _line(entry, now) + " (a run opened it meanwhile)")
+    freed = _size(sum(e.size_bytes for e in removed))
+    print(f"removed {_entries(len(removed))}, {freed} freed{kept}")
     return 0

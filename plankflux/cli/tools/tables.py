@@ -100,7 +100,8 @@ def _study_from_sweep(sweep: str) -> str:
     root = Path(sweep)
     if not root.is_dir():
         raise PlankfluxError(
-            f"{sweep} is not a folder (the sweep's output folder, e.g. multirun/DATE/TIME)"
+            f"{sweep} is not a folder (the sweep's output folder, e.g. "
+            "logs/tune_lr/multiruns/<date>)"
         )
     configs = list(root.glob("**/.hydra/config.yaml"))
     tasks = set()
@@ -113,7 +114,7 @@ def _study_from_sweep(sweep: str) -> str:
         raise PlankfluxError(
             f"{sweep} holds no Hydra runs (no .hydra/config.yaml below it): pass the output "
             "folder of a study sweep, e.g. `plankflux train -m experiment=tune_lr ...` writes "
-            "multirun/DATE/TIME"
+            "logs/tune_lr/multiruns/<date>"
         )
     raise PlankfluxError(
         f"the runs under {sweep} are {sorted(tasks)}, not one of Paper A's studies "
