@@ -73,6 +73,7 @@ def collect_study(sweep_dir: str | os.PathLike, study: str) -> dict[str, list[pd
     _, arm_of, _ = STUDIES[study]
     reports: dict[str, list[pd.DataFrame]] = {}
     incomplete = []
+    job_of: dict[tuple[str, object], Path] = {}  # (arm, seed) -> job folder
     for config_file in sorted(Path(sweep_dir).glob("**/.hydra/config.yaml")):
         job = config_file.parent.parent
         predictions, counts = job / TEST_PREDICTIONS_FILE, job / CLASS_COUNTS_FILE
@@ -88,7 +89,15 @@ def collect_study(sweep_dir: str | os.PathLike, study: str) -> dict[str, list[pd
             counts["class"],
             train_counts=counts.set_index("class")["train"],
         )
-        reports.setdefault(arm_of(cfg), []).append(report)
+        arm, seed = arm_of(cfg), cfg.get("seed")
+        if (arm, seed) in job_of:  # an arm's jobs are its seeds: sd over them, or nothing
+            raise ValueError(
+                f"two jobs of arm {arm!r} with seed {seed}: {job_of[(arm, seed)]} and {job}. "
+                f"A study's arms are replicated over seeds; pass the folder of one "
+                f"{study} sweep (e.g. logs/{study}/multiruns/<date>)"
+            )
+        job_of[(arm, seed)] = job
+        reports.setdefault(arm, []).append(report)
     if incomplete:
         log.warning(
             "%d job(s) without test predictions were left out: %s",
